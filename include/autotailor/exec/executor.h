@@ -1,0 +1,51 @@
+// Runs a TailorIR graph on LibTorch (CPU). Kernels are built once per node; weights are the
+// graph's constant bytes, wrapped without copying; intermediates are freed after their last
+// use. Any batch size runs, also when the file says 1.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "autotailor/ir/graph.h"
+
+namespace autotailor::exec {
+
+struct ExecOptions {
+  // Autograd may run through the graph: kernels avoid in-place updates of their inputs.
+  bool training = false;
+};
+
+class Executor {
+ public:
+  explicit Executor(std::shared_ptr<const ir::Graph> graph, ExecOptions options = {});
+  ~Executor();
+  Executor(Executor&&) noexcept;
+  Executor& operator=(Executor&&) noexcept;
+
+  // Inputs in the order of graph().inputs; outputs in the order of graph().outputs. Checks
+  // count, type and every non-batch dimension, naming the input that does not fit.
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs);
+
+  const ir::Graph& graph() const { return *graph_; }
+
+  // The tensor a constant is bound to (by tensor id). A later stage swaps in views of the
+  // shared weights here to run a subnet without copying them.
+  const at::Tensor& constant(int tensor_id) const;
+  void bind_constant(int tensor_id, at::Tensor value);
+
+ private:
+  struct Step;
+  std::shared_ptr<const ir::Graph> graph_;
+  std::vector<Step> steps_;
+  std::vector<at::Tensor> slots_;  // one per tensor id; constants stay bound
+};
+
+// A tensor viewing a constant's bytes; keeps them alive.
+at::Tensor tensor_from_const(const std::shared_ptr<const ir::ConstData>& c);
+// A ConstData holding a copy of a tensor's contents.
+std::shared_ptr<const ir::ConstData> const_from_tensor(const at::Tensor& t);
+
+}  // namespace autotailor::exec

@@ -1,0 +1,59 @@
+// autotailor: ONNX import -> TailorIR -> SuperNet -> fine-tuning -> latency LUT -> search ->
+// export. Logs go to stderr, machine-readable output to stdout; any failure is one line on
+// stderr and a non-zero exit status.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "autotailor/common/error.h"
+#include "commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"autotailor: adapt a pre-trained ONNX image classifier to latency budgets"};
+  app.set_version_flag("--version", std::string("autotailor ") + AUTOTAILOR_VERSION);
+  app.require_subcommand(1);
+  int verbosity = 0;
+  bool quiet = false;
+  app.add_flag("-v,--verbose", verbosity, "More log output (repeat for more)");
+  app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
+  app.failure_message(CLI::FailureMessage::simple);
+
+  autotailor::cli::add_devices(app);
+  autotailor::cli::add_inspect(app);
+  autotailor::cli::add_run(app);
+  autotailor::cli::add_bench(app);
+
+  auto logger = spdlog::stderr_color_mt("autotailor");
+  logger->set_pattern("%^[%l]%$ %v");
+  spdlog::set_default_logger(logger);
+  app.parse_complete_callback([&] {
+    spdlog::set_level(quiet            ? spdlog::level::warn
+                      : verbosity >= 2 ? spdlog::level::trace
+                      : verbosity == 1 ? spdlog::level::debug
+                                       : spdlog::level::info);
+  });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string msg = e.what();
+    std::replace(msg.begin(), msg.end(), '\n', ' ');
+    std::cerr << "autotailor: error: " << msg << " (see --help)\n";
+    return e.get_exit_code() ? e.get_exit_code() : 2;
+  } catch (const autotailor::Error& e) {
+    std::cerr << "autotailor: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    std::cerr << "autotailor: internal error: " << msg.substr(0, msg.find('\n')) << "\n";
+    return 3;
+  }
+  return 0;
+}

@@ -1,0 +1,288 @@
+#include "autotailor/import/onnx_import.h"
+
+#include <google/protobuf/stubs/logging.h>
+#include <onnx/checker.h>
+#include <onnx/defs/schema.h>
+#include <onnx/shape_inference/implementation.h>
+
+#include <filesystem>
+#include <fstream>
+#include <unordered_map>
+
+#include "../export/model_proto.h"
+#include "autotailor/common/error.h"
+#include "autotailor/common/files.h"
+#include "proto_convert.h"
+
+namespace autotailor {
+
+namespace {
+
+std::string first_line(const std::string& s) {
+  std::string line = s.substr(0, s.find('\n'));
+  // libonnx prefixes some messages with "[ShapeInferenceError] "; keep them, they say what failed.
+  return line;
+}
+
+// External data is read into the model before checking, so that the rest of the importer
+// (and the checker) sees one self-contained ModelProto.
+void inline_external_data(onnx::ModelProto& m, const std::string& source) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::path(source).parent_path();
+  for (onnx::TensorProto& t : *m.mutable_graph()->mutable_initializer()) {
+    if (t.data_location() != onnx::TensorProto::EXTERNAL) continue;
+    std::string location;
+    int64_t offset = 0, length = -1;
+    for (const auto& kv : t.external_data()) {
+      if (kv.key() == "location") location = kv.value();
+      if (kv.key() == "offset") offset = std::stoll(kv.value());
+      if (kv.key() == "length") length = std::stoll(kv.value());
+    }
+    fs::path file = dir / location;
+    if (location.empty() || fs::path(location).is_absolute() ||
+        location.find("..") != std::string::npos)
+      fail("'{}': initializer '{}' has an invalid external data location '{}'", source, t.name(),
+           location);
+    std::ifstream in(file, std::ios::binary);
+    if (!in)
+      fail("'{}': initializer '{}' needs external data file '{}', which cannot be opened", source,
+           t.name(), file.string());
+    in.seekg(0, std::ios::end);
+    int64_t size = in.tellg();
+    if (length < 0) length = size - offset;
+    if (offset < 0 || offset + length > size)
+      fail("'{}': external data for '{}' lies beyond the end of '{}'", source, t.name(),
+           file.string());
+    std::string data(length, '\0');
+    in.seekg(offset);
+    in.read(data.data(), length);
+    t.set_raw_data(std::move(data));
+    t.clear_external_data();
+    t.set_data_location(onnx::TensorProto::DEFAULT);
+  }
+}
+
+// A symbolic first dimension of an input is the batch: fixed to 1 for analysis, any size at
+// run time. Any other symbolic dimension is refused: the search space depends on sizes.
+bool fix_input_batch(onnx::ModelProto& m, const std::string& source) {
+  std::unordered_map<std::string, bool> is_init;
+  for (const auto& t : m.graph().initializer()) is_init[t.name()] = true;
+  bool symbolic = false;
+  for (onnx::ValueInfoProto& v : *m.mutable_graph()->mutable_input()) {
+    if (is_init.count(v.name())) continue;
+    if (!v.type().has_tensor_type()) fail("'{}': input '{}' is not a tensor", source, v.name());
+    auto* shape = v.mutable_type()->mutable_tensor_type()->mutable_shape();
+    if (!v.type().tensor_type().has_shape())
+      fail("'{}': input '{}' has no shape; export with a fixed input size", source, v.name());
+    for (int d = 0; d < shape->dim_size(); ++d) {
+      auto* dim = shape->mutable_dim(d);
+      if (dim->has_dim_value() && dim->dim_value() > 0) continue;
+      if (d == 0) {
+        dim->set_dim_value(1);
+        symbolic = true;
+        continue;
+      }
+      fail(
+          "'{}': input '{}' has a dynamic dimension {} ('{}'); autotailor needs fixed sizes "
+          "apart from the batch: re-export with a static input shape",
+          source, v.name(), d, dim->has_dim_param() ? dim->dim_param() : "?");
+    }
+  }
+  // Outputs may declare the batch symbolically; inference fills in the rest.
+  m.mutable_graph()->clear_value_info();
+  return symbolic;
+}
+
+void infer_shapes(onnx::ModelProto& m, const std::string& source) {
+  try {
+    onnx::ShapeInferenceOptions opt(true, 1, true);
+    onnx::shape_inference::InferShapes(m, onnx::OpSchemaRegistry::Instance(), opt);
+  } catch (const std::exception& e) {
+    fail("'{}': ONNX shape inference failed: {}", source, first_line(e.what()));
+  }
+}
+
+struct TypeInfo {
+  ir::DType dtype = ir::DType::Undefined;
+  ir::Shape shape;
+  bool known = false;
+};
+
+TypeInfo type_of(const onnx::ValueInfoProto& v) {
+  TypeInfo info;
+  if (!v.type().has_tensor_type()) return info;
+  const auto& tt = v.type().tensor_type();
+  info.dtype = static_cast<ir::DType>(tt.elem_type());
+  if (!tt.has_shape()) return info;
+  info.known = true;
+  for (const auto& d : tt.shape().dim()) {
+    if (!d.has_dim_value() || d.dim_value() < 0) info.known = false;
+    info.shape.push_back(d.has_dim_value() ? d.dim_value() : -1);
+  }
+  return info;
+}
+
+void collect_types(const onnx::GraphProto& gp, std::unordered_map<std::string, TypeInfo>* types) {
+  for (const auto& v : gp.input()) (*types)[v.name()] = type_of(v);
+  for (const auto& v : gp.value_info()) (*types)[v.name()] = type_of(v);
+  for (const auto& v : gp.output()) {
+    TypeInfo t = type_of(v);
+    auto it = types->find(v.name());
+    if (it == types->end() || !it->second.known || t.known) (*types)[v.name()] = t;
+  }
+}
+
+void apply_type(ir::Tensor& t, const TypeInfo& info) {
+  if (t.is_const()) return;
+  if (info.dtype != ir::DType::Undefined) t.dtype = info.dtype;
+  t.shape = info.shape;
+  t.shape_known = info.known;
+}
+
+std::shared_ptr<ir::Graph> build_graph(const onnx::ModelProto& m, const std::string& source,
+                                       bool symbolic_batch) {
+  auto g = std::make_shared<ir::Graph>();
+  const onnx::GraphProto& gp = m.graph();
+  g->source = source;
+  g->name = gp.name();
+  g->ir_version = m.ir_version();
+  g->producer_name = m.producer_name();
+  g->producer_version = m.producer_version();
+  g->symbolic_batch = symbolic_batch;
+  for (const auto& op : m.opset_import())
+    g->opsets[op.domain() == "ai.onnx" ? "" : op.domain()] = op.version();
+
+  std::unordered_map<std::string, TypeInfo> types;
+  collect_types(gp, &types);
+
+  for (const onnx::TensorProto& init : gp.initializer()) {
+    ir::Tensor t;
+    t.name = init.name();
+    t.value = proto::to_const(init, "'" + source + "' initializer '" + init.name() + "'");
+    t.dtype = t.value->dtype;
+    t.shape = t.value->shape;
+    g->add_tensor(std::move(t));
+  }
+  for (const auto& v : gp.input()) {
+    if (g->find(v.name()) >= 0) continue;  // an initializer listed as input (IR < 4)
+    ir::Tensor t;
+    t.name = v.name();
+    apply_type(t, types[v.name()]);
+    g->inputs.push_back(g->add_tensor(std::move(t)));
+  }
+  for (int i = 0; i < gp.node_size(); ++i) {
+    const onnx::NodeProto& np = gp.node(i);
+    ir::Node n;
+    n.name = np.name().empty() ? np.op_type() + "_" + std::to_string(i) : np.name();
+    n.op_type = np.op_type();
+    n.domain = np.domain() == "ai.onnx" ? "" : np.domain();
+    std::string where = fmt::format("'{}' node {} '{}'", source, i, n.name);
+    for (const auto& in : np.input()) {
+      if (in.empty()) {
+        n.inputs.push_back(-1);
+        continue;
+      }
+      int id = g->find(in);
+      if (id < 0) fail("{}: input '{}' is not defined before use", where, in);
+      n.inputs.push_back(id);
+    }
+    for (const auto& out : np.output()) {
+      if (out.empty()) {
+        n.outputs.push_back(-1);
+        continue;
+      }
+      ir::Tensor t;
+      t.name = out;
+      auto it = types.find(out);
+      if (it != types.end())
+        apply_type(t, it->second);
+      else
+        t.shape_known = false;
+      n.outputs.push_back(g->add_tensor(std::move(t)));
+    }
+    for (const auto& a : np.attribute()) n.attrs[a.name()] = proto::to_attribute(a, where);
+    g->nodes.push_back(std::move(n));
+  }
+  for (const auto& v : gp.output()) {
+    int id = g->find(v.name());
+    if (id < 0) fail("'{}': graph output '{}' is not produced by any node", source, v.name());
+    g->outputs.push_back(id);
+  }
+  g->relink();
+  return g;
+}
+
+std::vector<int> unknown_shapes(const ir::Graph& g) {
+  std::vector<int> ids;
+  for (const ir::Node& n : g.nodes)
+    for (int o : n.outputs)
+      if (o >= 0 && !g.tensor(o).is_const() &&
+          (!g.tensor(o).shape_known || g.tensor(o).dtype == ir::DType::Undefined))
+        ids.push_back(o);
+  return ids;
+}
+
+// Folding can turn shapes that inference could not see through (Shape -> Gather -> Concat ->
+// Reshape) into constants; a second inference pass over the folded graph then resolves them.
+void resolve_remaining_shapes(ir::Graph& g) {
+  if (unknown_shapes(g).empty()) return;
+  onnx::ModelProto m;
+  to_model_proto(g, &m);
+  infer_shapes(m, g.source);
+  std::unordered_map<std::string, TypeInfo> types;
+  collect_types(m.graph(), &types);
+  for (int id : unknown_shapes(g)) {
+    auto it = types.find(g.tensor(id).name);
+    if (it != types.end()) apply_type(g.tensor(id), it->second);
+  }
+  for (int id : unknown_shapes(g)) {
+    const ir::Tensor& t = g.tensor(id);
+    fail("'{}': the shape of '{}' (output of {}) cannot be determined statically", g.source, t.name,
+         g.describe(g.nodes[t.producer]));
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<ir::Graph> import_onnx_bytes(const std::string& bytes, const std::string& source,
+                                             const ImportOptions& opt) {
+  // Protobuf's own logging would print multi-line messages for malformed input.
+  static const bool quiet = [] {
+    google::protobuf::SetLogHandler(nullptr);
+    return true;
+  }();
+  (void)quiet;
+  if (bytes.empty()) fail("'{}' is empty: not an ONNX model", source);
+  onnx::ModelProto m;
+  if (!m.ParseFromString(bytes))
+    fail(
+        "'{}' is not an ONNX model: it does not parse as a ModelProto (truncated or another "
+        "format?)",
+        source);
+  if (!m.has_graph() || m.ir_version() <= 0 || m.opset_import_size() == 0)
+    fail("'{}' is not an ONNX model: it has no {}", source,
+         !m.has_graph()        ? "graph"
+         : m.ir_version() <= 0 ? "IR version"
+                               : "opset import");
+  if (m.graph().node_size() == 0) fail("'{}': the model's graph has no nodes", source);
+  inline_external_data(m, source);
+  bool symbolic = fix_input_batch(m, source);
+  try {
+    onnx::checker::check_model(m);
+  } catch (const std::exception& e) {
+    fail("'{}' fails the ONNX checker: {}", source, first_line(e.what()));
+  }
+  infer_shapes(m, source);
+  std::shared_ptr<ir::Graph> g = build_graph(m, source, symbolic);
+  m.Clear();  // the graph holds its own copy of the weights
+  if (opt.fold_constants) fold_constants(*g);
+  resolve_remaining_shapes(*g);
+  g->compact();
+  return g;
+}
+
+std::shared_ptr<ir::Graph> import_onnx(const std::string& path, const ImportOptions& opt) {
+  return import_onnx_bytes(read_file(path), path, opt);
+}
+
+}  // namespace autotailor

@@ -1,0 +1,46 @@
+// Conv: grouped, depthwise, dilated, padded (explicit, asymmetric or auto_pad), 1-3 spatial dims.
+#include "op_registry.h"
+#include "spatial.h"
+
+namespace autotailor::ops {
+namespace {
+
+Window conv_window(const OpContext& ctx) {
+  const ir::Shape& x = ctx.in(0).shape;
+  const ir::Shape& w = ctx.in(1).shape;
+  if (x.size() < 3 || w.size() != x.size())
+    fail("{}: input {} and weight {} ranks do not fit a convolution", ctx.where(), ir::shape_str(x),
+         ir::shape_str(w));
+  std::vector<int64_t> kernel(w.begin() + 2, w.end());
+  auto ks = ctx.node.attr_ints("kernel_shape", kernel);
+  if (ks != kernel) fail("{}: kernel_shape does not match the weight's shape", ctx.where());
+  return resolve_window(ctx, kernel, std::vector<int64_t>(x.begin() + 2, x.end()));
+}
+
+Kernel build_conv(const OpContext& ctx) {
+  Window w = conv_window(ctx);
+  int64_t groups = ctx.node.attr_int("group", 1);
+  std::vector<int64_t> pre_pad;
+  std::vector<int64_t> padding = w.pad_begin;
+  if (!w.symmetric()) {
+    pre_pad = torch_pad_arg(w.pad_begin, w.pad_end);
+    std::fill(padding.begin(), padding.end(), 0);
+  }
+  return [w, groups, pre_pad, padding](const Tensors& in, Tensors& out) {
+    at::Tensor x = pre_pad.empty() ? in[0] : at::constant_pad_nd(in[0], pre_pad, 0);
+    out[0] = at::convolution(x, in[1], in.size() > 2 ? in[2] : at::Tensor(), w.strides, padding,
+                             w.dilations, false, std::vector<int64_t>(w.kernel.size(), 0), groups);
+  };
+}
+
+int64_t conv_macs(const OpContext& ctx) {
+  const ir::Shape& wt = ctx.in(1).shape;  // [Cout, Cin/groups, k...]
+  const ir::Shape& y = ctx.out(0).shape;  // [N, Cout, spatial...]
+  if (y.empty()) return 0;
+  return ir::numel(y) * ir::numel(ir::Shape(wt.begin() + 1, wt.end()));
+}
+
+const RegisterOps reg{{"Conv", build_conv, conv_macs}};
+
+}  // namespace
+}  // namespace autotailor::ops

@@ -1,0 +1,179 @@
+// Pooling and reductions: MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Reduce*.
+#include <limits>
+
+#include "op_registry.h"
+#include "spatial.h"
+
+namespace autotailor::ops {
+namespace {
+
+struct PoolPlan {
+  Window w;
+  bool ceil_mode = false;
+  std::vector<int64_t> pre_pad;  // non-empty: pad explicitly, then pool with padding 0
+  std::vector<int64_t> padding;
+};
+
+PoolPlan plan_pool(const OpContext& ctx) {
+  const ir::Shape& x = ctx.in(0).shape;
+  if (x.size() < 3 || x.size() > 5) unsupported("{}: pooling over rank {}", ctx.where(), x.size());
+  auto kernel = ctx.node.attr_ints("kernel_shape");
+  if (kernel.size() != x.size() - 2)
+    fail("{}: kernel_shape must have {} values", ctx.where(), x.size() - 2);
+  PoolPlan p;
+  p.w = resolve_window(ctx, kernel, std::vector<int64_t>(x.begin() + 2, x.end()));
+  p.ceil_mode = ctx.node.attr_int("ceil_mode", 0) != 0;
+  bool fits = p.w.symmetric();  // LibTorch pads symmetrically, at most half the kernel
+  for (size_t i = 0; fits && i < kernel.size(); ++i) fits = p.w.pad_begin[i] * 2 <= kernel[i];
+  if (fits) {
+    p.padding = p.w.pad_begin;
+  } else {
+    p.pre_pad = torch_pad_arg(p.w.pad_begin, p.w.pad_end);
+    p.padding.assign(kernel.size(), 0);
+  }
+  return p;
+}
+
+Kernel build_maxpool(const OpContext& ctx) {
+  if (ctx.node.has_output(1)) unsupported("{}: the Indices output is not supported", ctx.where());
+  if (ctx.node.attr_int("storage_order", 0) != 0)
+    unsupported("{}: storage_order=1 is not supported", ctx.where());
+  PoolPlan p = plan_pool(ctx);
+  return [p](const Tensors& in, Tensors& out) {
+    at::Tensor x = in[0];
+    if (!p.pre_pad.empty())
+      x = at::constant_pad_nd(x, p.pre_pad, -std::numeric_limits<double>::infinity());
+    switch (x.dim()) {
+      case 3:
+        out[0] = at::max_pool1d(x, p.w.kernel, p.w.strides, p.padding, p.w.dilations, p.ceil_mode);
+        break;
+      case 4:
+        out[0] = at::max_pool2d(x, p.w.kernel, p.w.strides, p.padding, p.w.dilations, p.ceil_mode);
+        break;
+      default:
+        out[0] = at::max_pool3d(x, p.w.kernel, p.w.strides, p.padding, p.w.dilations, p.ceil_mode);
+    }
+  };
+}
+
+at::Tensor avg_pool(const at::Tensor& x, const PoolPlan& p, bool include_pad) {
+  switch (x.dim()) {
+    case 3:
+      return at::avg_pool1d(x, p.w.kernel, p.w.strides, p.padding, p.ceil_mode, include_pad);
+    case 4:
+      return at::avg_pool2d(x, p.w.kernel, p.w.strides, p.padding, p.ceil_mode, include_pad);
+    default:
+      return at::avg_pool3d(x, p.w.kernel, p.w.strides, p.padding, p.ceil_mode, include_pad);
+  }
+}
+
+Kernel build_avgpool(const OpContext& ctx) {
+  for (int64_t d : ctx.node.attr_ints("dilations"))
+    if (d != 1) unsupported("{}: dilated AveragePool is not supported", ctx.where());
+  PoolPlan p = plan_pool(ctx);
+  bool include_pad = ctx.node.attr_int("count_include_pad", 0) != 0;
+  if (p.pre_pad.empty())
+    return [p, include_pad](const Tensors& in, Tensors& out) {
+      out[0] = avg_pool(in[0], p, include_pad);
+    };
+  // Explicit padding: average the zero-padded input, and when pads do not count divide by
+  // the share of real elements in each window (the same pooling of a padded mask of ones).
+  return [p, include_pad](const Tensors& in, Tensors& out) {
+    at::Tensor padded = at::constant_pad_nd(in[0], p.pre_pad, 0);
+    at::Tensor y = avg_pool(padded, p, true);
+    if (!include_pad) {
+      std::vector<int64_t> mask_shape(in[0].sizes().begin(), in[0].sizes().end());
+      mask_shape[0] = mask_shape[1] = 1;
+      at::Tensor mask = at::constant_pad_nd(at::ones(mask_shape, in[0].options()), p.pre_pad, 0);
+      y = y / avg_pool(mask, p, true);
+    }
+    out[0] = y;
+  };
+}
+
+std::vector<int64_t> spatial_dims(int64_t rank) {
+  std::vector<int64_t> d;
+  for (int64_t i = 2; i < rank; ++i) d.push_back(i);
+  return d;
+}
+
+Kernel build_global_avg(const OpContext& ctx) {
+  auto dims = spatial_dims(static_cast<int64_t>(ctx.in(0).shape.size()));
+  return [dims](const Tensors& in, Tensors& out) { out[0] = at::mean(in[0], dims, true); };
+}
+
+Kernel build_global_max(const OpContext& ctx) {
+  auto dims = spatial_dims(static_cast<int64_t>(ctx.in(0).shape.size()));
+  return [dims](const Tensors& in, Tensors& out) { out[0] = at::amax(in[0], dims, true); };
+}
+
+enum class Reduce { Mean, Sum, Max, Min, Prod, L2 };
+
+// Axes come from an attribute before opset 18 (13 for ReduceSum), from input 1 after.
+template <Reduce R>
+Kernel build_reduce(const OpContext& ctx) {
+  bool keep = ctx.node.attr_int("keepdims", 1) != 0;
+  bool noop_empty = ctx.node.attr_int("noop_with_empty_axes", 0) != 0;
+  int64_t rank = static_cast<int64_t>(ctx.in(0).shape.size());
+  std::vector<int64_t> attr_axes = ctx.node.attr_ints("axes");
+  bool axes_from_input = ctx.has_in(1);
+  return [=](const Tensors& in, Tensors& out) {
+    std::vector<int64_t> axes = axes_from_input ? to_int64s(in[1]) : attr_axes;
+    if (axes.empty() && noop_empty) {
+      out[0] = in[0];
+      return;
+    }
+    if (axes.empty())
+      for (int64_t i = 0; i < rank; ++i) axes.push_back(i);
+    for (int64_t& a : axes) a = a < 0 ? a + rank : a;
+    const at::Tensor& x = in[0];
+    switch (R) {
+      case Reduce::Mean:
+        out[0] = at::mean(x, axes, keep);
+        break;
+      case Reduce::Sum:
+        out[0] = at::sum(x, axes, keep);
+        break;
+      case Reduce::Max:
+        out[0] = at::amax(x, axes, keep);
+        break;
+      case Reduce::Min:
+        out[0] = at::amin(x, axes, keep);
+        break;
+      case Reduce::L2:
+        out[0] = at::sqrt(at::sum(x * x, axes, keep));
+        break;
+      case Reduce::Prod: {
+        at::Tensor y = x;
+        std::sort(axes.rbegin(), axes.rend());
+        for (int64_t a : axes) y = at::prod(y, a, keep);
+        out[0] = y;
+      }
+    }
+  };
+}
+
+int64_t pool_macs(const OpContext& ctx) {
+  auto k = ctx.node.attr_ints("kernel_shape");
+  return ir::numel(ctx.out(0).shape) * ir::numel(ir::Shape(k.begin(), k.end()));
+}
+
+int64_t global_pool_macs(const OpContext& ctx) {
+  return ir::numel(ctx.in(0).shape);
+}
+
+const RegisterOps reg{
+    {"MaxPool", build_maxpool, pool_macs},
+    {"AveragePool", build_avgpool, pool_macs},
+    {"GlobalAveragePool", build_global_avg, global_pool_macs},
+    {"GlobalMaxPool", build_global_max, global_pool_macs},
+    {"ReduceMean", build_reduce<Reduce::Mean>, global_pool_macs},
+    {"ReduceSum", build_reduce<Reduce::Sum>, global_pool_macs},
+    {"ReduceMax", build_reduce<Reduce::Max>, nullptr},
+    {"ReduceMin", build_reduce<Reduce::Min>, nullptr},
+    {"ReduceProd", build_reduce<Reduce::Prod>, nullptr},
+    {"ReduceL2", build_reduce<Reduce::L2>, nullptr},
+};
+
+}  // namespace
+}  // namespace autotailor::ops

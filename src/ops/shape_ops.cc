@@ -1,0 +1,336 @@
+// Data movement and shape computation: Reshape, Flatten, Transpose, Concat, Split, Slice, Pad,
+// Squeeze, Unsqueeze, Shape, Size, Gather, Cast, Constant, ConstantOfShape, Expand, Tile, Range.
+#include <numeric>
+#include <optional>
+
+#include "op_registry.h"
+#include "spatial.h"
+
+namespace autotailor::ops {
+namespace {
+
+// Files exported with batch 1 bake that 1 into Reshape targets (x.view(1, -1), folded Shape
+// chains). When the data's batch differs at run time, a leading 1 that stood for the batch
+// follows it, so any batch size runs.
+Kernel build_reshape(const OpContext& ctx) {
+  bool allowzero = ctx.node.attr_int("allowzero", 0) != 0;
+  const ir::Shape& xs = ctx.in(0).shape;
+  bool batch_follows = !xs.empty() && xs[0] == 1;
+  std::vector<int64_t> attr_shape = ctx.node.attr_ints("shape");
+  bool from_attr = ctx.opset() < 5;
+  return [=](const Tensors& in, Tensors& out) {
+    const at::Tensor& x = in[0];
+    std::vector<int64_t> shape = from_attr ? attr_shape : to_int64s(in[1]);
+    for (size_t i = 0; i < shape.size(); ++i)
+      if (shape[i] == 0 && !allowzero) shape[i] = x.size(static_cast<int64_t>(i));
+    if (batch_follows && x.dim() > 0 && x.size(0) != 1 && !shape.empty() && shape[0] == 1)
+      shape[0] = x.size(0);
+    out[0] = x.reshape(shape);
+  };
+}
+
+Kernel build_flatten(const OpContext& ctx) {
+  int64_t rank = static_cast<int64_t>(ctx.in(0).shape.size());
+  int64_t axis = ctx.node.attr_int("axis", 1);
+  if (axis < 0) axis += rank;
+  if (axis < 0 || axis > rank) fail("{}: axis out of range", ctx.where());
+  return [axis](const Tensors& in, Tensors& out) {
+    const at::Tensor& x = in[0];
+    int64_t outer = 1;
+    for (int64_t i = 0; i < axis; ++i) outer *= x.size(i);
+    int64_t inner = 1;
+    for (int64_t i = axis; i < x.dim(); ++i) inner *= x.size(i);
+    out[0] = x.reshape({outer, inner});
+  };
+}
+
+Kernel build_transpose(const OpContext& ctx) {
+  int64_t rank = static_cast<int64_t>(ctx.in(0).shape.size());
+  std::vector<int64_t> def(rank);
+  std::iota(def.rbegin(), def.rend(), 0);
+  std::vector<int64_t> perm = ctx.node.attr_ints("perm", def);
+  return [perm](const Tensors& in, Tensors& out) { out[0] = in[0].permute(perm); };
+}
+
+Kernel build_concat(const OpContext& ctx) {
+  int64_t rank = static_cast<int64_t>(ctx.in(0).shape.size());
+  int64_t axis = normalize_axis(ctx.node.attr_int("axis", 0), rank, ctx);
+  return [axis](const Tensors& in, Tensors& out) {
+    std::vector<at::Tensor> parts;
+    for (const at::Tensor& t : in)
+      if (t.defined()) parts.push_back(t);
+    out[0] = at::cat(parts, axis);
+  };
+}
+
+Kernel build_split(const OpContext& ctx) {
+  int64_t rank = static_cast<int64_t>(ctx.in(0).shape.size());
+  int64_t axis = normalize_axis(ctx.node.attr_int("axis", 0), rank, ctx);
+  std::vector<int64_t> attr_split = ctx.node.attr_ints("split");
+  size_t n_out = ctx.node.outputs.size();
+  return [=](const Tensors& in, Tensors& out) {
+    const at::Tensor& x = in[0];
+    std::vector<int64_t> sizes = in.size() > 1 && in[1].defined() ? to_int64s(in[1]) : attr_split;
+    if (sizes.empty()) {
+      int64_t dim = x.size(axis), chunk = (dim + n_out - 1) / n_out;
+      for (size_t k = 0; k < n_out; ++k)
+        sizes.push_back(std::max<int64_t>(0, std::min(chunk, dim - chunk * int64_t(k))));
+    }
+    auto parts = at::split_with_sizes(x, sizes, axis);
+    for (size_t k = 0; k < out.size() && k < parts.size(); ++k) out[k] = parts[k];
+  };
+}
+
+// Slice: attributes before opset 10, inputs (starts, ends, axes, steps) after. Clamping
+// follows the ONNX rules; negative steps go through index_select.
+Kernel build_slice(const OpContext& ctx) {
+  bool legacy = ctx.opset() < 10;
+  std::vector<int64_t> a_starts = ctx.node.attr_ints("starts"), a_ends = ctx.node.attr_ints("ends"),
+                       a_axes = ctx.node.attr_ints("axes");
+  return [=](const Tensors& in, Tensors& out) {
+    at::Tensor x = in[0];
+    auto opt = [&](size_t k) {
+      return in.size() > k && in[k].defined() ? to_int64s(in[k]) : std::vector<int64_t>{};
+    };
+    std::vector<int64_t> starts = legacy ? a_starts : to_int64s(in[1]);
+    std::vector<int64_t> ends = legacy ? a_ends : to_int64s(in[2]);
+    std::vector<int64_t> axes = legacy ? a_axes : opt(3);
+    std::vector<int64_t> steps = legacy ? std::vector<int64_t>{} : opt(4);
+    if (axes.empty())
+      for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
+    if (steps.empty()) steps.assign(starts.size(), 1);
+    for (size_t i = 0; i < starts.size(); ++i) {
+      int64_t axis = axes[i] < 0 ? axes[i] + x.dim() : axes[i];
+      int64_t dim = x.size(axis), step = steps[i];
+      if (step == 0) throw Error("Slice step must not be 0");
+      int64_t s = starts[i] < 0 ? starts[i] + dim : starts[i];
+      int64_t e = ends[i] < 0 ? ends[i] + dim : ends[i];
+      if (step > 0) {
+        s = std::clamp<int64_t>(s, 0, dim);
+        e = std::clamp<int64_t>(e, 0, dim);
+        x = x.slice(axis, s, std::max(s, e), step);
+      } else {
+        s = std::clamp<int64_t>(s, 0, dim - 1);
+        e = std::clamp<int64_t>(e, -1, dim - 1);
+        at::Tensor idx = s > e ? at::arange(s, e, step, at::kLong) : at::empty({0}, at::kLong);
+        x = x.index_select(axis, idx);
+      }
+    }
+    out[0] = x;
+  };
+}
+
+// Pad: pads (and the constant) are attributes before opset 11, inputs after; opset 18 adds axes.
+Kernel build_pad(const OpContext& ctx) {
+  std::string mode = ctx.node.attr_str("mode", "constant");
+  if (mode != "constant" && mode != "reflect" && mode != "edge")
+    unsupported("{}: Pad mode '{}' is not supported", ctx.where(), mode);
+  bool legacy = ctx.opset() < 11;
+  std::vector<int64_t> a_pads = ctx.node.attr_ints(ctx.opset() < 2 ? "paddings" : "pads");
+  double a_value = ctx.node.attr_float("value", 0.0f);
+  return [=](const Tensors& in, Tensors& out) {
+    const at::Tensor& x = in[0];
+    int64_t rank = x.dim();
+    std::vector<int64_t> pads = legacy ? a_pads : to_int64s(in[1]);
+    at::Scalar value = a_value;
+    if (!legacy && in.size() > 2 && in[2].defined() && in[2].numel() > 0) value = in[2].item();
+    std::vector<int64_t> begin(rank, 0), end(rank, 0);
+    std::vector<int64_t> axes;
+    if (!legacy && in.size() > 3 && in[3].defined()) axes = to_int64s(in[3]);
+    if (axes.empty())
+      for (int64_t i = 0; i < rank; ++i) axes.push_back(i);
+    size_t na = axes.size();
+    if (pads.size() != 2 * na) throw Error("Pad: pads must have two values per padded axis");
+    for (size_t i = 0; i < na; ++i) {
+      int64_t a = axes[i] < 0 ? axes[i] + rank : axes[i];
+      begin[a] = pads[i];
+      end[a] = pads[i + na];
+    }
+    std::vector<int64_t> arg = torch_pad_arg(begin, end);
+    if (mode == "constant") {
+      out[0] = at::constant_pad_nd(x, arg, value);
+      return;
+    }
+    // reflect/edge pad the trailing dimensions only: drop the leading all-zero pairs.
+    size_t used = arg.size();
+    while (used >= 2 && arg[used - 1] == 0 && arg[used - 2] == 0) used -= 2;
+    arg.resize(used);
+    size_t dims = used / 2;
+    if (dims == 0) {
+      out[0] = x;
+      return;
+    }
+    if (dims > 3 || rank < static_cast<int64_t>(dims) + 1)
+      throw Unsupported("Pad: reflect/edge padding of more than 3 trailing dimensions");
+    // ATen's reflect/replicate kernels want a batch (and channel) dimension in front.
+    at::Tensor y = x.reshape({-1, 1});
+    std::vector<int64_t> keep(x.sizes().end() - dims, x.sizes().end());
+    std::vector<int64_t> shaped = {-1, 1};
+    shaped.insert(shaped.end(), keep.begin(), keep.end());
+    y = x.reshape(shaped);
+    if (mode == "reflect") {
+      y = dims == 1   ? at::reflection_pad1d(y, arg)
+          : dims == 2 ? at::reflection_pad2d(y, arg)
+                      : at::reflection_pad3d(y, arg);
+    } else {
+      y = dims == 1   ? at::replication_pad1d(y, arg)
+          : dims == 2 ? at::replication_pad2d(y, arg)
+                      : at::replication_pad3d(y, arg);
+    }
+    std::vector<int64_t> final_shape(x.sizes().begin(), x.sizes().end());
+    for (size_t d = 0; d < dims; ++d) final_shape[rank - 1 - d] = y.size(y.dim() - 1 - d);
+    out[0] = y.reshape(final_shape);
+  };
+}
+
+std::vector<int64_t> axes_of(const Tensors& in, bool from_input, const std::vector<int64_t>& attr) {
+  return from_input ? (in.size() > 1 && in[1].defined() ? to_int64s(in[1]) : std::vector<int64_t>{})
+                    : attr;
+}
+
+Kernel build_squeeze(const OpContext& ctx) {
+  bool from_input = ctx.opset() >= 13;
+  std::vector<int64_t> attr = ctx.node.attr_ints("axes");
+  return [=](const Tensors& in, Tensors& out) {
+    std::vector<int64_t> axes = axes_of(in, from_input, attr);
+    const at::Tensor& x = in[0];
+    std::vector<int64_t> shape;
+    std::vector<char> drop(x.dim(), 0);
+    for (int64_t a : axes) drop[a < 0 ? a + x.dim() : a] = 1;
+    for (int64_t d = 0; d < x.dim(); ++d) {
+      bool squeeze = axes.empty() ? x.size(d) == 1 : drop[d];
+      if (!squeeze) shape.push_back(x.size(d));
+    }
+    out[0] = x.reshape(shape);
+  };
+}
+
+Kernel build_unsqueeze(const OpContext& ctx) {
+  bool from_input = ctx.opset() >= 13;
+  std::vector<int64_t> attr = ctx.node.attr_ints("axes");
+  return [=](const Tensors& in, Tensors& out) {
+    std::vector<int64_t> axes = axes_of(in, from_input, attr);
+    const at::Tensor& x = in[0];
+    int64_t rank = x.dim() + static_cast<int64_t>(axes.size());
+    std::vector<char> inserted(rank, 0);
+    for (int64_t a : axes) inserted[a < 0 ? a + rank : a] = 1;
+    std::vector<int64_t> shape;
+    int64_t src = 0;
+    for (int64_t d = 0; d < rank; ++d) shape.push_back(inserted[d] ? 1 : x.size(src++));
+    out[0] = x.reshape(shape);
+  };
+}
+
+Kernel build_shape(const OpContext& ctx) {
+  int64_t start = ctx.node.attr_int("start", 0);
+  std::optional<int64_t> end;
+  if (ctx.node.attr("end")) end = ctx.node.attr_int("end", 0);
+  return [start, end](const Tensors& in, Tensors& out) {
+    int64_t rank = in[0].dim();
+    auto clampi = [rank](int64_t v) { return std::clamp<int64_t>(v < 0 ? v + rank : v, 0, rank); };
+    int64_t s = clampi(start), e = end ? clampi(*end) : rank;
+    std::vector<int64_t> dims(in[0].sizes().begin() + s, in[0].sizes().begin() + std::max(s, e));
+    out[0] = at::tensor(dims, at::kLong);
+    if (dims.empty()) out[0] = at::empty({0}, at::kLong);
+  };
+}
+
+Kernel build_size(const OpContext&) {
+  return
+      [](const Tensors& in, Tensors& out) { out[0] = at::scalar_tensor(in[0].numel(), at::kLong); };
+}
+
+Kernel build_gather(const OpContext& ctx) {
+  int64_t rank = static_cast<int64_t>(ctx.in(0).shape.size());
+  int64_t axis = normalize_axis(ctx.node.attr_int("axis", 0), rank, ctx);
+  return [axis](const Tensors& in, Tensors& out) {
+    const at::Tensor& x = in[0];
+    at::Tensor idx = in[1].to(at::kLong);
+    idx = at::where(idx < 0, idx + x.size(axis), idx);
+    std::vector<int64_t> shape(x.sizes().begin(), x.sizes().begin() + axis);
+    shape.insert(shape.end(), idx.sizes().begin(), idx.sizes().end());
+    shape.insert(shape.end(), x.sizes().begin() + axis + 1, x.sizes().end());
+    out[0] = x.index_select(axis, idx.reshape({-1})).reshape(shape);
+  };
+}
+
+Kernel build_cast(const OpContext& ctx) {
+  auto to = to_scalar_type(static_cast<ir::DType>(ctx.node.attr_int("to", 0)));
+  return [to](const Tensors& in, Tensors& out) { out[0] = in[0].to(to); };
+}
+
+at::Tensor constant_tensor(const OpContext& ctx) {
+  const ir::Node& n = ctx.node;
+  if (const ir::Attribute* a = n.attr("value"); a && a->t) return tensor_from_const(a->t);
+  if (const ir::Attribute* a = n.attr("value_float")) return at::scalar_tensor(a->f, at::kFloat);
+  if (const ir::Attribute* a = n.attr("value_int")) return at::scalar_tensor(a->i, at::kLong);
+  if (const ir::Attribute* a = n.attr("value_floats")) return at::tensor(a->floats, at::kFloat);
+  if (const ir::Attribute* a = n.attr("value_ints")) return at::tensor(a->ints, at::kLong);
+  unsupported("{}: Constant without a supported value attribute", ctx.where());
+}
+
+Kernel build_constant(const OpContext& ctx) {
+  at::Tensor value = constant_tensor(ctx);
+  return [value](const Tensors&, Tensors& out) { out[0] = value; };
+}
+
+Kernel build_constant_of_shape(const OpContext& ctx) {
+  at::Tensor fill = at::zeros({1}, at::kFloat);
+  if (const ir::Attribute* a = ctx.node.attr("value"); a && a->t)
+    fill = tensor_from_const(a->t).reshape({-1});
+  return [fill](const Tensors& in, Tensors& out) {
+    out[0] = at::full(to_int64s(in[0]), fill[0].item(), fill.options());
+  };
+}
+
+// Expand broadcasts both ways: the result has the larger of each pair of dimensions.
+Kernel build_expand(const OpContext&) {
+  return [](const Tensors& in, Tensors& out) {
+    const at::Tensor& x = in[0];
+    std::vector<int64_t> shape = to_int64s(in[1]);
+    int64_t rank = std::max<int64_t>(x.dim(), static_cast<int64_t>(shape.size()));
+    std::vector<int64_t> target(rank);
+    for (int64_t i = 0; i < rank; ++i) {
+      int64_t xs = i - (rank - x.dim()) >= 0 ? x.size(i - (rank - x.dim())) : 1;
+      int64_t ss =
+          i - (rank - int64_t(shape.size())) >= 0 ? shape[i - (rank - int64_t(shape.size()))] : 1;
+      target[i] = xs == 1 ? ss : xs;
+    }
+    out[0] = x.expand(target);
+  };
+}
+
+Kernel build_tile(const OpContext&) {
+  return [](const Tensors& in, Tensors& out) { out[0] = in[0].repeat(to_int64s(in[1])); };
+}
+
+Kernel build_range(const OpContext&) {
+  return [](const Tensors& in, Tensors& out) {
+    at::Tensor r = at::arange(in[0].item(), in[1].item(), in[2].item(), in[0].options());
+    out[0] = r;
+  };
+}
+
+const RegisterOps reg{
+    {"Reshape", build_reshape, nullptr},
+    {"Flatten", build_flatten, nullptr},
+    {"Transpose", build_transpose, nullptr},
+    {"Concat", build_concat, nullptr},
+    {"Split", build_split, nullptr},
+    {"Slice", build_slice, nullptr},
+    {"Pad", build_pad, nullptr},
+    {"Squeeze", build_squeeze, nullptr},
+    {"Unsqueeze", build_unsqueeze, nullptr},
+    {"Shape", build_shape, nullptr},
+    {"Size", build_size, nullptr},
+    {"Gather", build_gather, nullptr},
+    {"Cast", build_cast, nullptr},
+    {"Constant", build_constant, nullptr},
+    {"ConstantOfShape", build_constant_of_shape, nullptr},
+    {"Expand", build_expand, nullptr},
+    {"Tile", build_tile, nullptr},
+    {"Range", build_range, nullptr},
+};
+
+}  // namespace
+}  // namespace autotailor::ops
