@@ -6,7 +6,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs=(
   build-essential cmake ninja-build pkg-config git
-  libtorch-dev libopenblas0-openmp libgloo-dev
+  libtorch-dev libopenblas0-openmp libgloo-dev libdnnl-dev
   libonnx-dev libprotobuf-dev protobuf-compiler
   libcli11-dev libspdlog-dev libgtest-dev nlohmann-json3-dev libstb-dev
   python3-torch python3-torchvision python3-onnx python3-numpy

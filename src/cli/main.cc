@@ -4,6 +4,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <fmt/format.h>
+
 #include <iostream>
 
 #include "autotailor/common/error.h"
@@ -35,6 +37,12 @@ int main(int argc, char** argv) {
   });
 
   try {
+    // CLI11 would only say "a subcommand is required" for a misspelt command: name it.
+    if (argc > 1 && argv[1][0] != '-') {
+      auto subs = app.get_subcommands([&](CLI::App* s) { return s->get_name() == argv[1]; });
+      if (subs.empty())
+        throw autotailor::Error(fmt::format("unknown command '{}' (see --help)", argv[1]));
+    }
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);

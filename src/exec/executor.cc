@@ -4,6 +4,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <cstring>
+#include <optional>
 
 #include "../ops/op_registry.h"
 #include "autotailor/common/error.h"
@@ -12,7 +13,8 @@ namespace autotailor::exec {
 
 struct Executor::Step {
   ops::Kernel kernel;
-  const ir::Node* node;
+  const ir::Node* node;      // the node the step computes (first of a fused group)
+  std::vector<int> in, out;  // tensor ids
   std::vector<int> release;  // tensor ids whose last use is this step
 };
 
@@ -28,44 +30,112 @@ std::shared_ptr<const ir::ConstData> const_from_tensor(const at::Tensor& t) {
   return ir::ConstData::make(type, ir::Shape(c.sizes().begin(), c.sizes().end()), std::move(bytes));
 }
 
+namespace {
+
+const ops::OpDef* op_def(const ir::Graph& g, const ir::Node& n) {
+  const ops::OpDef* def =
+      n.domain.empty() || n.domain == "ai.onnx" ? ops::find_op(n.op_type) : nullptr;
+  if (!def || !def->build)
+    unsupported("{}: operator {}{} (opset {}) is not supported", g.describe(n),
+                n.domain.empty() ? "" : n.domain + ".", n.op_type, g.opset());
+  return def;
+}
+
+// The element-wise successors that fold into node i's kernel: a chain of single-consumer
+// tensors through ops that offer a post-op form, at most one of them an Add. The other addend
+// of that Add must be computed before node i runs.
+struct FusedChain {
+  std::vector<ops::PostOp> post;
+  std::vector<int> nodes;    // absorbed node indices
+  std::vector<int> addends;  // extra kernel inputs (one per Sum)
+  int out = -1;              // the tensor the chain finally produces
+};
+
+FusedChain find_chain(const ir::Graph& g, size_t i, const std::vector<char>& is_output) {
+  FusedChain c;
+  const ir::Node& n = g.nodes[i];
+  if (n.outputs.size() != 1 || n.outputs[0] < 0) return c;
+  int cur = n.outputs[0];
+  bool has_sum = false;
+  for (;;) {
+    const ir::Tensor& t = g.tensor(cur);
+    if (t.consumers.size() != 1 || is_output[cur]) break;
+    const ir::Node& m = g.nodes[t.consumers[0]];
+    const ops::OpDef* dm = m.domain.empty() ? ops::find_op(m.op_type) : nullptr;
+    if (!dm || !dm->as_post_op || m.outputs.size() != 1 || m.outputs[0] < 0) break;
+    std::optional<ops::PostOp> p = dm->as_post_op(ops::OpContext{g, m, false});
+    if (!p) break;
+    if (p->kind == ops::PostOp::Kind::Sum) {
+      int other = m.inputs[0] == cur ? m.inputs[1] : m.inputs[0];
+      const ir::Tensor& o = g.tensor(other);
+      if (has_sum || other == cur || o.producer >= static_cast<int>(i)) break;
+      p->inplace = !o.is_const() && o.producer >= 0 && o.consumers.size() == 1 && !is_output[other];
+      c.addends.push_back(other);
+      has_sum = true;
+    }
+    c.post.push_back(*p);
+    c.nodes.push_back(t.consumers[0]);
+    cur = m.outputs[0];
+  }
+  c.out = cur;
+  return c;
+}
+
+}  // namespace
+
 Executor::Executor(std::shared_ptr<const ir::Graph> graph, ExecOptions options)
-    : graph_(std::move(graph)) {
+    : graph_(std::move(graph)), options_(options) {
   const ir::Graph& g = *graph_;
   slots_.resize(g.tensors.size());
   for (size_t i = 0; i < g.tensors.size(); ++i)
     if (g.tensors[i].is_const()) slots_[i] = tensor_from_const(g.tensors[i].value);
+  std::vector<char> is_output(g.tensors.size(), 0);
+  for (int t : g.outputs) is_output[t] = 1;
 
-  std::vector<int> last_use(g.tensors.size(), -1);
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    for (int t : g.nodes[i].inputs)
-      if (t >= 0) last_use[t] = static_cast<int>(i);
-  std::vector<char> keep(g.tensors.size(), 0);
-  for (int t : g.outputs) keep[t] = 1;
-  for (size_t i = 0; i < g.tensors.size(); ++i)
-    if (g.tensors[i].is_const()) keep[i] = 1;
-
+  std::vector<char> absorbed(g.nodes.size(), 0);
   steps_.reserve(g.nodes.size());
   for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (absorbed[i]) continue;
     const ir::Node& n = g.nodes[i];
-    const ops::OpDef* def =
-        n.domain.empty() || n.domain == "ai.onnx" ? ops::find_op(n.op_type) : nullptr;
-    if (!def || !def->build)
-      unsupported("{}: operator {}{} (opset {}) is not supported", g.describe(n),
-                  n.domain.empty() ? "" : n.domain + ".", n.op_type, g.opset());
+    const ops::OpDef* def = op_def(g, n);
     ops::OpContext ctx{g, n, options.training};
-    Step s{def->build(ctx), &n, {}};
-    for (int t : n.inputs)
-      if (t >= 0 && !keep[t] && last_use[t] == static_cast<int>(i) &&
+    Step s{{}, &n, n.inputs, n.outputs, {}};
+    if (!options.training && def->build_fused) {
+      FusedChain chain = find_chain(g, i, is_output);
+      if (!chain.post.empty()) {
+        if (ops::Kernel k = def->build_fused(ctx, chain.post)) {
+          s.kernel = std::move(k);
+          s.in.insert(s.in.end(), chain.addends.begin(), chain.addends.end());
+          s.out = {chain.out};
+          for (int j : chain.nodes) absorbed[j] = 1;
+        }
+      }
+    }
+    if (!s.kernel) s.kernel = def->build(ctx);
+    steps_.push_back(std::move(s));
+  }
+
+  // Free each intermediate after the last step that reads it; drop outputs nobody reads.
+  std::vector<int> last_use(g.tensors.size(), -1);
+  for (size_t k = 0; k < steps_.size(); ++k)
+    for (int t : steps_[k].in)
+      if (t >= 0) last_use[t] = static_cast<int>(k);
+  for (size_t k = 0; k < steps_.size(); ++k) {
+    Step& s = steps_[k];
+    auto keep = [&](int t) { return is_output[t] || g.tensor(t).is_const(); };
+    for (int t : s.in)
+      if (t >= 0 && !keep(t) && last_use[t] == static_cast<int>(k) &&
           std::find(s.release.begin(), s.release.end(), t) == s.release.end())
         s.release.push_back(t);
-    // Outputs nobody reads are dropped at once.
-    for (int t : n.outputs)
-      if (t >= 0 && !keep[t] && last_use[t] < 0) s.release.push_back(t);
-    steps_.push_back(std::move(s));
+    for (int t : s.out)
+      if (t >= 0 && !keep(t) && last_use[t] < 0) s.release.push_back(t);
   }
 }
 
 Executor::~Executor() = default;
+size_t Executor::step_count() const {
+  return steps_.size();
+}
 Executor::Executor(Executor&&) noexcept = default;
 Executor& Executor::operator=(Executor&&) noexcept = default;
 
@@ -100,25 +170,26 @@ std::vector<at::Tensor> Executor::run(const std::vector<at::Tensor>& inputs) {
     slots_[g.inputs[k]] = x;
   }
 
+  std::optional<c10::InferenceMode> inference;
+  if (!options_.training) inference.emplace();
   ops::Tensors in, out;
   for (Step& s : steps_) {
-    const ir::Node& n = *s.node;
-    in.resize(n.inputs.size());
-    for (size_t k = 0; k < n.inputs.size(); ++k)
-      in[k] = n.inputs[k] >= 0 ? slots_[n.inputs[k]] : at::Tensor();
-    out.assign(n.outputs.size(), at::Tensor());
+    in.resize(s.in.size());
+    for (size_t k = 0; k < s.in.size(); ++k) in[k] = s.in[k] >= 0 ? slots_[s.in[k]] : at::Tensor();
+    out.assign(s.out.size(), at::Tensor());
     try {
       s.kernel(in, out);
-    } catch (const Error&) {
-      throw;
+    } catch (const Unsupported& e) {
+      throw Unsupported(fmt::format("{}: {}", g.describe(*s.node), e.what()));
+    } catch (const Error& e) {
+      fail("{}: {}", g.describe(*s.node), e.what());
     } catch (const std::exception& e) {
       // LibTorch's messages are long and multi-line: keep the first line.
       std::string msg = e.what();
-      msg = msg.substr(0, msg.find('\n'));
-      fail("{}: {}", g.describe(n), msg);
+      fail("{}: {}", g.describe(*s.node), msg.substr(0, msg.find('\n')));
     }
-    for (size_t k = 0; k < n.outputs.size(); ++k)
-      if (n.outputs[k] >= 0) slots_[n.outputs[k]] = std::move(out[k]);
+    for (size_t k = 0; k < s.out.size(); ++k)
+      if (s.out[k] >= 0) slots_[s.out[k]] = std::move(out[k]);
     for (int t : s.release) slots_[t].reset();
   }
   in.clear();

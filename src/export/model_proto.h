@@ -7,6 +7,8 @@
 
 namespace autotailor {
 
-void to_model_proto(const ir::Graph& g, onnx::ModelProto* m);
+// `symbolic_batch`: write a symbolic graph batch as dim_param "N" (for files users get);
+// false writes the static 1 the analysis uses (for re-running shape inference).
+void to_model_proto(const ir::Graph& g, onnx::ModelProto* m, bool symbolic_batch = true);
 
 }  // namespace autotailor

@@ -18,13 +18,13 @@ void set_value_info(const ir::Graph& g, int id, bool batch_param, onnx::ValueInf
     auto* dim = shape->add_dim();
     if (d == 0 && batch_param)
       dim->set_dim_param("N");
-    else
+    else if (t.shape[d] >= 0)  // an unknown dimension stays unset
       dim->set_dim_value(t.shape[d]);
   }
 }
 }  // namespace
 
-void to_model_proto(const ir::Graph& g, onnx::ModelProto* m) {
+void to_model_proto(const ir::Graph& g, onnx::ModelProto* m, bool symbolic_batch) {
   m->Clear();
   m->set_ir_version(g.ir_version);
   m->set_producer_name("autotailor");
@@ -36,8 +36,10 @@ void to_model_proto(const ir::Graph& g, onnx::ModelProto* m) {
   }
   onnx::GraphProto* gp = m->mutable_graph();
   gp->set_name(g.name.empty() ? "autotailor" : g.name);
-  for (int id : g.inputs) set_value_info(g, id, g.symbolic_batch, gp->add_input());
-  for (int id : g.outputs) set_value_info(g, id, g.symbolic_batch, gp->add_output());
+  for (int id : g.inputs)
+    set_value_info(g, id, symbolic_batch && g.symbolic_batch, gp->add_input());
+  for (int id : g.outputs)
+    set_value_info(g, id, symbolic_batch && g.symbolic_batch, gp->add_output());
   std::vector<char> is_output(g.tensors.size(), 0);
   for (int id : g.outputs) is_output[id] = 1;
   for (size_t i = 0; i < g.tensors.size(); ++i) {

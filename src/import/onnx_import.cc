@@ -70,7 +70,13 @@ bool fix_input_batch(onnx::ModelProto& m, const std::string& source) {
   bool symbolic = false;
   for (onnx::ValueInfoProto& v : *m.mutable_graph()->mutable_input()) {
     if (is_init.count(v.name())) continue;
-    if (!v.type().has_tensor_type()) fail("'{}': input '{}' is not a tensor", source, v.name());
+    if (!v.type().has_tensor_type())
+      unsupported("'{}': input '{}' has {} type; only tensor inputs are supported", source,
+                  v.name(),
+                  v.type().has_sequence_type()   ? "a sequence"
+                  : v.type().has_optional_type() ? "an optional"
+                  : v.type().has_map_type()      ? "a map"
+                                                 : "a non-tensor");
     auto* shape = v.mutable_type()->mutable_tensor_type()->mutable_shape();
     if (!v.type().tensor_type().has_shape())
       fail("'{}': input '{}' has no shape; export with a fixed input size", source, v.name());
@@ -95,7 +101,9 @@ bool fix_input_batch(onnx::ModelProto& m, const std::string& source) {
 
 void infer_shapes(onnx::ModelProto& m, const std::string& source) {
   try {
-    onnx::ShapeInferenceOptions opt(true, 1, true);
+    // Operator type constraints are not enforced: old exporters (PyTorch at opset <= 6) emit
+    // e.g. int64 Constants that the kernels run fine; a real type clash still fails in a kernel.
+    onnx::ShapeInferenceOptions opt(/*check_type=*/false, /*error_mode=*/1, /*data_prop=*/true);
     onnx::shape_inference::InferShapes(m, onnx::OpSchemaRegistry::Instance(), opt);
   } catch (const std::exception& e) {
     fail("'{}': ONNX shape inference failed: {}", source, first_line(e.what()));
@@ -227,7 +235,7 @@ std::vector<int> unknown_shapes(const ir::Graph& g) {
 void resolve_remaining_shapes(ir::Graph& g) {
   if (unknown_shapes(g).empty()) return;
   onnx::ModelProto m;
-  to_model_proto(g, &m);
+  to_model_proto(g, &m, false);
   infer_shapes(m, g.source);
   std::unordered_map<std::string, TypeInfo> types;
   collect_types(m.graph(), &types);
@@ -237,8 +245,12 @@ void resolve_remaining_shapes(ir::Graph& g) {
   }
   for (int id : unknown_shapes(g)) {
     const ir::Tensor& t = g.tensor(id);
-    fail("'{}': the shape of '{}' (output of {}) cannot be determined statically", g.source, t.name,
-         g.describe(g.nodes[t.producer]));
+    // Shapes that depend on input values (Range over a run-time size, NonZero, ...) and
+    // sequence or optional values have no place in a graph analysed at static shapes.
+    unsupported(
+        "'{}': the shape of '{}' (output of {}) cannot be determined statically; data-dependent "
+        "shapes and non-tensor values are not supported",
+                g.source, t.name, g.describe(g.nodes[t.producer]));
   }
 }
 

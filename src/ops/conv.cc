@@ -1,4 +1,7 @@
 // Conv: grouped, depthwise, dilated, padded (explicit, asymmetric or auto_pad), 1-3 spatial dims.
+// Inference on 2-D float inputs runs on oneDNN with packed weights and fused successors;
+// everything else (and training, which needs autograd) runs on at::convolution.
+#include "dnnl_conv.h"
 #include "op_registry.h"
 #include "spatial.h"
 
@@ -17,7 +20,18 @@ Window conv_window(const OpContext& ctx) {
   return resolve_window(ctx, kernel, std::vector<int64_t>(x.begin() + 2, x.end()));
 }
 
+bool use_dnnl(const OpContext& ctx) {
+  return !ctx.training && ctx.in(0).shape.size() == 4 && ctx.in(0).dtype == ir::DType::Float32 &&
+         ctx.in(1).dtype == ir::DType::Float32 && dnnl_available();
+}
+
+ConvGeometry geometry(const OpContext& ctx) {
+  Window w = conv_window(ctx);
+  return {w.strides, w.dilations, w.pad_begin, w.pad_end, ctx.node.attr_int("group", 1)};
+}
+
 Kernel build_conv(const OpContext& ctx) {
+  if (use_dnnl(ctx)) return make_dnnl_conv(geometry(ctx), ctx.has_in(2), {});
   Window w = conv_window(ctx);
   int64_t groups = ctx.node.attr_int("group", 1);
   std::vector<int64_t> pre_pad;
@@ -33,6 +47,11 @@ Kernel build_conv(const OpContext& ctx) {
   };
 }
 
+Kernel build_conv_fused(const OpContext& ctx, const std::vector<PostOp>& post) {
+  if (!use_dnnl(ctx)) return {};
+  return make_dnnl_conv(geometry(ctx), ctx.has_in(2), post);
+}
+
 int64_t conv_macs(const OpContext& ctx) {
   const ir::Shape& wt = ctx.in(1).shape;  // [Cout, Cin/groups, k...]
   const ir::Shape& y = ctx.out(0).shape;  // [N, Cout, spatial...]
@@ -40,7 +59,7 @@ int64_t conv_macs(const OpContext& ctx) {
   return ir::numel(y) * ir::numel(ir::Shape(wt.begin() + 1, wt.end()));
 }
 
-const RegisterOps reg{{"Conv", build_conv, conv_macs}};
+const RegisterOps reg{{"Conv", build_conv, conv_macs, nullptr, build_conv_fused}};
 
 }  // namespace
 }  // namespace autotailor::ops

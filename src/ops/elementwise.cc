@@ -143,14 +143,34 @@ Kernel build_dropout(const OpContext& ctx) {
 
 enum class Bin { Add, Sub, Mul, Div, Pow, Equal, Less, Greater, LessEq, GreaterEq, And, Or, Xor };
 
+// Before opset 7, B broadcasts to A only with broadcast=1, its dimensions aligned with A's
+// starting at `axis` (trailing-aligned, as in numpy, when there is no axis). Returns how many
+// unit dimensions to put before and after B's.
+std::pair<int64_t, int64_t> legacy_broadcast(const OpContext& ctx) {
+  if (ctx.opset() >= 7 || ctx.node.attr_int("broadcast", 0) == 0 || !ctx.node.attr("axis"))
+    return {0, 0};
+  int64_t rank_a = static_cast<int64_t>(ctx.in(0).shape.size());
+  int64_t rank_b = static_cast<int64_t>(ctx.in(1).shape.size());
+  int64_t axis = normalize_axis(ctx.node.attr_int("axis", 0), rank_a, ctx);
+  if (axis + rank_b > rank_a)
+    fail("{}: B of rank {} does not fit A of rank {} at axis {}", ctx.where(), rank_b, rank_a,
+         axis);
+  return {axis, rank_a - axis - rank_b};
+}
+
 template <Bin B>
 Kernel build_binary(const OpContext& ctx) {
-  if (ctx.node.attr_int("broadcast", 0) != 0 && ctx.opset() < 7)
-    unsupported("{}: legacy broadcast attribute is not supported", ctx.where());
+  auto [lead, trail] = legacy_broadcast(ctx);
   bool inplace = inplace_ok(ctx) && (B == Bin::Add || B == Bin::Sub || B == Bin::Mul);
-  return [inplace](const Tensors& in, Tensors& out) {
+  return [inplace, lead, trail](const Tensors& in, Tensors& out) {
     const at::Tensor& a = in[0];
-    const at::Tensor& b = in[1];
+    at::Tensor b = in[1];
+    if (lead + trail > 0) {
+      std::vector<int64_t> shape(lead, 1);
+      shape.insert(shape.end(), b.sizes().begin(), b.sizes().end());
+      shape.resize(shape.size() + trail, 1);
+      b = b.reshape(shape);
+    }
     if (inplace && b.scalar_type() == a.scalar_type()) {
       at::Tensor x = a;
       out[0] = B == Bin::Add ? x.add_(b) : B == Bin::Sub ? x.sub_(b) : x.mul_(b);
@@ -234,9 +254,66 @@ Kernel build_where(const OpContext&) {
   return [](const Tensors& in, Tensors& out) { out[0] = at::where(in[0], in[1], in[2]); };
 }
 
-Kernel build_prelu(const OpContext&) {
-  return
-      [](const Tensors& in, Tensors& out) { out[0] = at::where(in[0] >= 0, in[0], in[0] * in[1]); };
+Kernel build_prelu(const OpContext& ctx) {
+  // Before opset 7 a 1-D slope holds one value per channel (axis 1), not a numpy broadcast.
+  const ir::Shape& xs = ctx.in(0).shape;
+  const ir::Shape& ss = ctx.in(1).shape;
+  std::vector<int64_t> slope_shape;
+  if (ctx.opset() < 7 && ss.size() == 1 && ss[0] > 1 && xs.size() > 2 && xs[1] == ss[0]) {
+    slope_shape.assign(xs.size() - 1, 1);
+    slope_shape[0] = ss[0];
+  }
+  return [slope_shape](const Tensors& in, Tensors& out) {
+    at::Tensor slope = slope_shape.empty() ? in[1] : in[1].reshape(slope_shape);
+    out[0] = at::where(in[0] >= 0, in[0], in[0] * slope);
+  };
+}
+
+// How these ops fold into a preceding convolution (oneDNN post-ops).
+template <PostOp::Kind K>
+std::optional<PostOp> simple_post(const OpContext&) {
+  PostOp p;
+  p.kind = K;
+  return p;
+}
+
+std::optional<PostOp> leaky_relu_post(const OpContext& ctx) {
+  PostOp p{PostOp::Kind::LeakyRelu, ctx.node.attr_float("alpha", 0.01f)};
+  return p;
+}
+
+std::optional<PostOp> hard_sigmoid_post(const OpContext& ctx) {
+  PostOp p{PostOp::Kind::HardSigmoid, ctx.node.attr_float("alpha", 0.2f),
+           ctx.node.attr_float("beta", 0.5f)};
+  return p;
+}
+
+// Clip folds when its bounds are known while building (attributes, or constant inputs).
+std::optional<PostOp> clip_post(const OpContext& ctx) {
+  PostOp p{PostOp::Kind::Clip, -std::numeric_limits<float>::max(),
+           std::numeric_limits<float>::max()};
+  if (ctx.opset() < 11) {
+    p.alpha = ctx.node.attr_float("min", p.alpha);
+    p.beta = ctx.node.attr_float("max", p.beta);
+    return p;
+  }
+  for (size_t k = 1; k <= 2; ++k) {
+    if (!ctx.has_in(k)) continue;
+    const ir::ConstData* c = ctx.const_in(k);
+    if (!c || c->numel() != 1) return std::nullopt;
+    (k == 1 ? p.alpha : p.beta) = static_cast<float>(c->to_double()[0]);
+  }
+  return p;
+}
+
+// Add folds as a Sum when it does not broadcast: both addends have the output's shape.
+std::optional<PostOp> add_post(const OpContext& ctx) {
+  if (ctx.in(0).shape != ctx.out(0).shape || ctx.in(1).shape != ctx.out(0).shape ||
+      ctx.in(0).dtype != ir::DType::Float32 || ctx.in(1).dtype != ir::DType::Float32)
+    return std::nullopt;
+  PostOp p;
+  p.kind = PostOp::Kind::Sum;
+  return p;
 }
 
 int64_t per_element(const OpContext& ctx) {
@@ -244,9 +321,9 @@ int64_t per_element(const OpContext& ctx) {
 }
 
 const RegisterOps reg{
-    {"Relu", AT_UNARY_INPLACE(relu), nullptr},
-    {"Sigmoid", AT_UNARY_INPLACE(sigmoid), nullptr},
-    {"Tanh", AT_UNARY_INPLACE(tanh), nullptr},
+    {"Relu", AT_UNARY_INPLACE(relu), nullptr, simple_post<PostOp::Kind::Relu>},
+    {"Sigmoid", AT_UNARY_INPLACE(sigmoid), nullptr, simple_post<PostOp::Kind::Sigmoid>},
+    {"Tanh", AT_UNARY_INPLACE(tanh), nullptr, simple_post<PostOp::Kind::Tanh>},
     {"Erf", AT_UNARY(erf), nullptr},
     {"Sqrt", AT_UNARY(sqrt), nullptr},
     {"Exp", AT_UNARY(exp), nullptr},
@@ -260,20 +337,20 @@ const RegisterOps reg{
     {"Sin", AT_UNARY(sin), nullptr},
     {"Cos", AT_UNARY(cos), nullptr},
     {"Not", build_not, nullptr},
-    {"LeakyRelu", build_leaky_relu, nullptr},
+    {"LeakyRelu", build_leaky_relu, nullptr, leaky_relu_post},
     {"Elu", build_elu, nullptr},
     {"Selu", build_selu, nullptr},
     {"PRelu", build_prelu, nullptr},
-    {"HardSigmoid", build_hard_sigmoid, nullptr},
-    {"HardSwish", build_hard_swish, nullptr},
+    {"HardSigmoid", build_hard_sigmoid, nullptr, hard_sigmoid_post},
+    {"HardSwish", build_hard_swish, nullptr, simple_post<PostOp::Kind::HardSwish>},
     {"Softplus", build_softplus, nullptr},
     {"Softsign", build_softsign, nullptr},
-    {"Clip", build_clip, nullptr},
+    {"Clip", build_clip, nullptr, clip_post},
     {"Softmax", build_softmax<false>, per_element},
     {"LogSoftmax", build_softmax<true>, per_element},
     {"Identity", build_identity, nullptr},
     {"Dropout", build_dropout, nullptr},
-    {"Add", build_binary<Bin::Add>, nullptr},
+    {"Add", build_binary<Bin::Add>, nullptr, add_post},
     {"Sub", build_binary<Bin::Sub>, nullptr},
     {"Mul", build_binary<Bin::Mul>, per_element},
     {"Div", build_binary<Bin::Div>, nullptr},

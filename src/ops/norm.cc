@@ -20,15 +20,27 @@ Kernel build_instancenorm(const OpContext& ctx) {
   };
 }
 
+// The optional Mean and InvStdDev outputs keep the normalized dimensions as ones, as ATen's
+// native_layer_norm statistics do; they are computed in the stash type (float by default).
 Kernel build_layernorm(const OpContext& ctx) {
-  if (ctx.node.has_output(1) || ctx.node.has_output(2))
-    unsupported("{}: the Mean and InvStdDev outputs are not supported", ctx.where());
   int64_t rank = static_cast<int64_t>(ctx.in(0).shape.size());
   int64_t axis = normalize_axis(ctx.node.attr_int("axis", -1), rank, ctx);
   double eps = ctx.node.attr_float("epsilon", 1e-5f);
-  return [axis, eps](const Tensors& in, Tensors& out) {
+  bool stats = ctx.node.has_output(1) || ctx.node.has_output(2);
+  at::ScalarType stash = to_scalar_type(static_cast<ir::DType>(ctx.node.attr_int("stash_type", 1)));
+  return [axis, eps, stats, stash](const Tensors& in, Tensors& out) {
     auto sizes = in[0].sizes().slice(axis);
-    out[0] = at::layer_norm(in[0], sizes, in[1], in.size() > 2 ? in[2] : at::Tensor(), eps);
+    at::Tensor bias = in.size() > 2 ? in[2] : at::Tensor();
+    if (!stats) {
+      out[0] = at::layer_norm(in[0], sizes, in[1], bias, eps);
+      return;
+    }
+    at::ScalarType type = in[0].scalar_type();
+    auto [y, mean, rstd] = at::native_layer_norm(
+        in[0].to(stash), sizes, in[1].to(stash), bias.defined() ? bias.to(stash) : bias, eps);
+    out[0] = y.to(type);
+    if (out.size() > 1) out[1] = mean;
+    if (out.size() > 2) out[2] = rstd;
   };
 }
 

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,12 +39,29 @@ struct OpContext {
 // `out` has one slot per node output.
 using Kernel = std::function<void(const Tensors& in, Tensors& out)>;
 
+// An element-wise op folded into the kernel of the op that produces its input (a oneDNN
+// post-op), so that the intermediate tensor is never written out.
+struct PostOp {
+  enum class Kind { Relu, LeakyRelu, Clip, HardSwish, HardSigmoid, Sigmoid, Tanh, Sum };
+  Kind kind = Kind::Relu;
+  float alpha = 0, beta = 0;  // LeakyRelu slope; Clip bounds; HardSigmoid alpha*x+beta
+  // Sum: the other addend is appended to the fused kernel's inputs. `inplace`: that addend
+  // is used by the fused Add alone, so the kernel may accumulate into its buffer.
+  bool inplace = false;
+};
+
 struct OpDef {
   std::string_view type;
   // Builds the kernel; throws Unsupported for attribute values or types it cannot run.
   Kernel (*build)(const OpContext&) = nullptr;
   // Multiply-accumulates for one inference at the graph's static shapes; null means none.
   int64_t (*macs)(const OpContext&) = nullptr;
+  // Element-wise ops: what this node becomes when fused into its input's producer, if it can.
+  std::optional<PostOp> (*as_post_op)(const OpContext&) = nullptr;
+  // Ops that absorb post-ops (inference only): a kernel computing the op followed by `post`.
+  // Its inputs are the node's inputs, then one addend per Sum post-op; returns an empty
+  // Kernel when this configuration cannot fuse.
+  Kernel (*build_fused)(const OpContext&, const std::vector<PostOp>& post) = nullptr;
 };
 
 const OpDef* find_op(std::string_view type);  // default ONNX domain only

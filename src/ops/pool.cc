@@ -34,25 +34,68 @@ PoolPlan plan_pool(const OpContext& ctx) {
   return p;
 }
 
+// ONNX Indices flatten the whole input (N, C and the spatial dimensions, row-major, or
+// column-major over H and W with storage_order=1); ATen's count within one (n, c) plane.
+at::Tensor onnx_indices(const at::Tensor& idx, const at::Tensor& x, bool column_major) {
+  int64_t plane = 1;
+  for (int64_t d = 2; d < x.dim(); ++d) plane *= x.size(d);
+  at::Tensor i = idx;
+  if (column_major) {
+    int64_t h = x.size(2), w = x.size(3);
+    i = at::remainder(i, w) * h + at::div(i, w, "floor");
+  }
+  std::vector<int64_t> offset_shape(x.dim(), 1);
+  offset_shape[0] = x.size(0);
+  offset_shape[1] = x.size(1);
+  at::Tensor offset = at::arange(x.size(0) * x.size(1), at::kLong).reshape(offset_shape) * plane;
+  return i + offset;
+}
+
 Kernel build_maxpool(const OpContext& ctx) {
-  if (ctx.node.has_output(1)) unsupported("{}: the Indices output is not supported", ctx.where());
-  if (ctx.node.attr_int("storage_order", 0) != 0)
-    unsupported("{}: storage_order=1 is not supported", ctx.where());
+  bool with_indices = ctx.node.has_output(1);
+  bool column_major = ctx.node.attr_int("storage_order", 0) != 0;
   PoolPlan p = plan_pool(ctx);
-  return [p](const Tensors& in, Tensors& out) {
-    at::Tensor x = in[0];
+  if (with_indices && !p.pre_pad.empty())
+    unsupported("{}: the Indices output with asymmetric or large padding is not supported",
+                ctx.where());
+  if (with_indices && column_major && ctx.in(0).shape.size() != 4)
+    unsupported("{}: storage_order=1 is supported for 2-D pooling only", ctx.where());
+  // ATen pools floating types only; 8-bit integers (and any up to 32 bits) are exact in double.
+  bool integral = at::isIntegralType(to_scalar_type(ctx.in(0).dtype), true);
+  return [p, with_indices, column_major, integral](const Tensors& in, Tensors& out) {
+    at::Tensor x = integral ? in[0].to(at::kDouble) : in[0];
     if (!p.pre_pad.empty())
       x = at::constant_pad_nd(x, p.pre_pad, -std::numeric_limits<double>::infinity());
-    switch (x.dim()) {
-      case 3:
-        out[0] = at::max_pool1d(x, p.w.kernel, p.w.strides, p.padding, p.w.dilations, p.ceil_mode);
-        break;
-      case 4:
-        out[0] = at::max_pool2d(x, p.w.kernel, p.w.strides, p.padding, p.w.dilations, p.ceil_mode);
-        break;
-      default:
-        out[0] = at::max_pool3d(x, p.w.kernel, p.w.strides, p.padding, p.w.dilations, p.ceil_mode);
+    at::Tensor y, idx;
+    if (with_indices) {
+      // 1-D pools as 2-D with a unit height; indices within a plane are the same.
+      bool one_d = x.dim() == 3;
+      at::Tensor x4 = one_d ? x.unsqueeze(2) : x;
+      auto pad1 = [one_d](const std::vector<int64_t>& v, int64_t fill) {
+        if (!one_d) return v;
+        return std::vector<int64_t>{fill, v[0]};
+      };
+      std::tie(y, idx) =
+          x4.dim() == 4
+              ? at::max_pool2d_with_indices(x4, pad1(p.w.kernel, 1), pad1(p.w.strides, 1),
+                                            pad1(p.padding, 0), pad1(p.w.dilations, 1), p.ceil_mode)
+              : at::max_pool3d_with_indices(x4, p.w.kernel, p.w.strides, p.padding, p.w.dilations,
+                                            p.ceil_mode);
+      if (one_d) y = y.squeeze(2), idx = idx.squeeze(2);
+      out[1] = onnx_indices(idx, x, column_major);
+    } else {
+      switch (x.dim()) {
+        case 3:
+          y = at::max_pool1d(x, p.w.kernel, p.w.strides, p.padding, p.w.dilations, p.ceil_mode);
+          break;
+        case 4:
+          y = at::max_pool2d(x, p.w.kernel, p.w.strides, p.padding, p.w.dilations, p.ceil_mode);
+          break;
+        default:
+          y = at::max_pool3d(x, p.w.kernel, p.w.strides, p.padding, p.w.dilations, p.ceil_mode);
+      }
     }
+    out[0] = integral ? y.to(in[0].scalar_type()) : y;
   };
 }
 

@@ -128,6 +128,7 @@ Kernel build_pad(const OpContext& ctx) {
   bool legacy = ctx.opset() < 11;
   std::vector<int64_t> a_pads = ctx.node.attr_ints(ctx.opset() < 2 ? "paddings" : "pads");
   double a_value = ctx.node.attr_float("value", 0.0f);
+  bool constant = mode == "constant", edge = mode == "edge";
   return [=](const Tensors& in, Tensors& out) {
     const at::Tensor& x = in[0];
     int64_t rank = x.dim();
@@ -146,40 +147,27 @@ Kernel build_pad(const OpContext& ctx) {
       begin[a] = pads[i];
       end[a] = pads[i + na];
     }
-    std::vector<int64_t> arg = torch_pad_arg(begin, end);
-    if (mode == "constant") {
-      out[0] = at::constant_pad_nd(x, arg, value);
+    if (constant) {
+      out[0] = at::constant_pad_nd(x, torch_pad_arg(begin, end), value);
       return;
     }
-    // reflect/edge pad the trailing dimensions only: drop the leading all-zero pairs.
-    size_t used = arg.size();
-    while (used >= 2 && arg[used - 1] == 0 && arg[used - 2] == 0) used -= 2;
-    arg.resize(used);
-    size_t dims = used / 2;
-    if (dims == 0) {
-      out[0] = x;
-      return;
+    // reflect/edge: gather each padded axis through an index map, which works for every
+    // dtype and rank (ATen's reflection/replication kernels take floats and <= 3 dims only).
+    at::Tensor y = x;
+    for (int64_t a = 0; a < rank; ++a) {
+      if (begin[a] == 0 && end[a] == 0) continue;
+      int64_t n = x.size(a);
+      if (n == 0) throw Error("Pad: reflect/edge padding of an empty axis");
+      at::Tensor idx = at::arange(-begin[a], n + end[a], at::kLong);
+      if (edge || n == 1) {
+        idx = at::clamp(idx, 0, n - 1);
+      } else {
+        idx = at::remainder(idx, 2 * (n - 1));
+        idx = at::where(idx >= n, 2 * (n - 1) - idx, idx);
+      }
+      y = y.index_select(a, idx);
     }
-    if (dims > 3 || rank < static_cast<int64_t>(dims) + 1)
-      throw Unsupported("Pad: reflect/edge padding of more than 3 trailing dimensions");
-    // ATen's reflect/replicate kernels want a batch (and channel) dimension in front.
-    at::Tensor y = x.reshape({-1, 1});
-    std::vector<int64_t> keep(x.sizes().end() - dims, x.sizes().end());
-    std::vector<int64_t> shaped = {-1, 1};
-    shaped.insert(shaped.end(), keep.begin(), keep.end());
-    y = x.reshape(shaped);
-    if (mode == "reflect") {
-      y = dims == 1   ? at::reflection_pad1d(y, arg)
-          : dims == 2 ? at::reflection_pad2d(y, arg)
-                      : at::reflection_pad3d(y, arg);
-    } else {
-      y = dims == 1   ? at::replication_pad1d(y, arg)
-          : dims == 2 ? at::replication_pad2d(y, arg)
-                      : at::replication_pad3d(y, arg);
-    }
-    std::vector<int64_t> final_shape(x.sizes().begin(), x.sizes().end());
-    for (size_t d = 0; d < dims; ++d) final_shape[rank - 1 - d] = y.size(y.dim() - 1 - d);
-    out[0] = y.reshape(final_shape);
+    out[0] = y;
   };
 }
 

@@ -30,6 +30,8 @@ class Executor {
   std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs);
 
   const ir::Graph& graph() const { return *graph_; }
+  // Kernels after fusion: fewer than nodes when element-wise ops folded into convolutions.
+  size_t step_count() const;
 
   // The tensor a constant is bound to (by tensor id). A later stage swaps in views of the
   // shared weights here to run a subnet without copying them.
@@ -39,6 +41,7 @@ class Executor {
  private:
   struct Step;
   std::shared_ptr<const ir::Graph> graph_;
+  ExecOptions options_;
   std::vector<Step> steps_;
   std::vector<at::Tensor> slots_;  // one per tensor id; constants stay bound
 };

@@ -1,0 +1,188 @@
+// The command-line contract and bad input: every failure is one line on stderr naming the
+// problem, a non-zero exit status, no crash, and no output file left behind.
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "model_builder.h"
+#include "test_util.h"
+
+namespace autotailor {
+namespace {
+
+namespace fs = std::filesystem;
+using test::run_cli;
+
+// A clean failure: non-zero status, no signal, exactly one line on stderr containing `needle`.
+::testing::AssertionResult fails_cleanly(const test::CliResult& r, const std::string& needle) {
+  if (r.signal)
+    return ::testing::AssertionFailure() << "killed by signal " << r.signal << ": " << r.err;
+  if (r.status == 0) return ::testing::AssertionFailure() << "exit status 0";
+  if (std::count(r.err.begin(), r.err.end(), '\n') != 1)
+    return ::testing::AssertionFailure() << "stderr is not one line: [" << r.err << "]";
+  if (r.err.find(needle) == std::string::npos)
+    return ::testing::AssertionFailure() << "stderr lacks '" << needle << "': " << r.err;
+  return ::testing::AssertionSuccess();
+}
+
+TEST(Cli, VersionAndHelp) {
+  auto v = run_cli("--version");
+  EXPECT_EQ(v.status, 0);
+  EXPECT_NE(v.out.find("autotailor"), std::string::npos);
+  auto h = run_cli("--help");
+  EXPECT_EQ(h.status, 0);
+  for (const char* cmd : {"inspect", "run", "bench", "devices"})
+    EXPECT_NE(h.out.find(cmd), std::string::npos) << cmd;
+}
+
+TEST(Cli, DevicesJsonListsHost) {
+  auto r = run_cli("devices --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_FALSE(j["devices"].empty());
+  EXPECT_EQ(j["devices"][0]["name"], "host");
+}
+
+TEST(Cli, InspectJsonAndDot) {
+  std::string dir = test::temp_dir("inspect");
+  auto r = run_cli("inspect " + test::fixture("resnet18.onnx") + " --json --dot " + dir + "/g.dot");
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  // resnet18 at 224x224: 1.81 GMACs (torchvision's published figure); 11,689,512 parameters
+  // less the 4,800 BatchNorm channels that folding into the convs removed (2 per channel in,
+  // 1 bias per channel out).
+  EXPECT_NEAR(j["stats"]["macs"].get<double>(), 1.814e9, 0.01e9);
+  EXPECT_EQ(j["stats"]["parameters"].get<int64_t>(), 11689512 - 4800);
+  EXPECT_EQ(j["stats"]["ops"]["Conv"]["count"], 20);
+  EXPECT_EQ(j["graph"]["nodes"].size(), 49u);
+  std::string dot = test::slurp(dir + "/g.dot");
+  EXPECT_EQ(dot.rfind("digraph", 0), 0u);
+  EXPECT_NE(dot.find("/layer4/layer4.1/conv2/Conv"), std::string::npos);
+  auto text = run_cli("inspect --nodes " + test::fixture("mobilenet_v2.onnx"));
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("Clip"), std::string::npos);
+  EXPECT_NE(text.out.find("1x1280x7x7"), std::string::npos);
+}
+
+TEST(Cli, RunWritesTheReferenceOutput) {
+  std::string dir = test::temp_dir("run");
+  auto r = run_cli("run " + test::fixture("mobilenet_v3_small.onnx") + " --input " +
+                   test::fixture("mobilenet_v3_small.in4.pb") + " --output " + dir + "/y.pb");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(r.err.empty()) << r.err;
+  std::ifstream a(dir + "/y.pb", std::ios::binary);
+  ASSERT_TRUE(a.good());
+}
+
+TEST(Cli, BenchJsonHasMedian) {
+  auto r = run_cli("bench " + test::fixture("mobilenet_v3_small.onnx") +
+                   " --runs 3 --warmup 1 --threads 1 --batch 2 --json");
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["median_ms"].get<double>(), 0.0);
+  EXPECT_EQ(j["batch"], 2);
+  EXPECT_EQ(j["threads"], 1);
+}
+
+class BadInput : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = test::temp_dir("bad"); }
+  std::string path(const std::string& f) const { return dir_ + "/" + f; }
+  void write(const std::string& f, const std::string& bytes) const {
+    std::ofstream(path(f), std::ios::binary) << bytes;
+  }
+  // `run` on a bad model must not leave its output file behind.
+  test::CliResult run_model(const std::string& model) const {
+    auto r = run_cli("run " + model + " --input " + test::fixture("resnet18.in1.pb") +
+                     " --output " + path("out.pb"));
+    EXPECT_FALSE(fs::exists(path("out.pb")));
+    return r;
+  }
+  std::string dir_;
+};
+
+TEST_F(BadInput, MissingFile) {
+  EXPECT_TRUE(fails_cleanly(run_model(path("nope.onnx")), "nope.onnx"));
+  EXPECT_TRUE(fails_cleanly(run_cli("inspect " + path("nope.onnx")), "nope.onnx"));
+}
+
+TEST_F(BadInput, EmptyFile) {
+  write("empty.onnx", "");
+  EXPECT_TRUE(fails_cleanly(run_model(path("empty.onnx")), "empty"));
+}
+
+TEST_F(BadInput, TruncatedFile) {
+  std::string bytes = test::slurp(test::fixture("resnet18.onnx"));
+  write("half.onnx", bytes.substr(0, bytes.size() / 2));
+  EXPECT_TRUE(fails_cleanly(run_model(path("half.onnx")), "half.onnx"));
+}
+
+TEST_F(BadInput, RandomBytes) {
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 5; ++trial) {
+    std::string bytes(4096, '\0');
+    for (char& c : bytes) c = static_cast<char>(rng());
+    write("random.onnx", bytes);
+    EXPECT_TRUE(fails_cleanly(run_cli("inspect " + path("random.onnx")), "random.onnx"));
+  }
+}
+
+TEST_F(BadInput, UnsupportedOperator) {
+  test::ModelBuilder b;
+  b.input("x", {1, 4, 4}).output("y");
+  b.node("Det", {"x"}, {"y"}, {}, "my_det");
+  b.save(path("det.onnx"));
+  auto r = run_cli("run " + path("det.onnx") + " --input " + test::fixture("resnet18.in1.pb") +
+                   " --output " + path("out.pb"));
+  EXPECT_TRUE(fails_cleanly(r, "Det"));
+  EXPECT_NE(r.err.find("my_det"), std::string::npos);
+  EXPECT_NE(r.err.find("opset 13"), std::string::npos);
+  EXPECT_FALSE(fs::exists(path("out.pb")));
+  // inspect still shows such a model, and says what the executor lacks.
+  auto i = run_cli("inspect " + path("det.onnx"));
+  EXPECT_EQ(i.status, 0) << i.err;
+  EXPECT_NE(i.out.find("not supported"), std::string::npos);
+}
+
+TEST_F(BadInput, FailsTheChecker) {
+  test::ModelBuilder b;
+  b.input("x", {1, 3, 8, 8}).output("y");
+  b.node("Relu", {"x", "x"}, {"y"});  // Relu takes one input
+  b.save(path("bad.onnx"));
+  EXPECT_TRUE(fails_cleanly(run_cli("inspect " + path("bad.onnx")), "checker"));
+}
+
+TEST_F(BadInput, WrongInputShape) {
+  EXPECT_TRUE(fails_cleanly(run_cli("run " + test::fixture("resnet18.onnx") + " --input " +
+                                    test::fixture("resnet18.in1.pb") + " --input " +
+                                    test::fixture("resnet18.in1.pb") + " --output " + path("o.pb")),
+                            "--input"));
+  test::ModelBuilder b;
+  b.input("x", {1, 3, 8, 8}).output("y");
+  b.node("Relu", {"x"}, {"y"});
+  b.save(path("small.onnx"));
+  auto r = run_cli("run " + path("small.onnx") + " --input " + test::fixture("resnet18.in1.pb") +
+                   " --output " + path("o.pb"));
+  EXPECT_TRUE(fails_cleanly(r, "input 'x' must have shape 1x3x8x8"));
+  EXPECT_FALSE(fs::exists(path("o.pb")));
+}
+
+TEST_F(BadInput, BadOptions) {
+  EXPECT_TRUE(
+      fails_cleanly(run_cli("bench " + test::fixture("resnet18.onnx") + " --batch 0"), "--batch"));
+  EXPECT_TRUE(fails_cleanly(run_cli("frobnicate"), "frobnicate"));
+  EXPECT_TRUE(fails_cleanly(run_cli("inspect"), "model"));
+}
+
+TEST_F(BadInput, NotATensorFile) {
+  write("x.pb", "definitely not a tensor");
+  EXPECT_TRUE(fails_cleanly(run_cli("run " + test::fixture("resnet18.onnx") + " --input " +
+                                    path("x.pb") + " --output " + path("o.pb")),
+                            "x.pb"));
+  EXPECT_FALSE(fs::exists(path("o.pb")));
+}
+
+}  // namespace
+}  // namespace autotailor

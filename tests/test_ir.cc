@@ -1,0 +1,187 @@
+// TailorIR, the importer's folding and the executor's fusion, on small graphs built in code.
+#include <c10/core/InferenceMode.h>
+
+#include <nlohmann/json.hpp>
+
+#include "autotailor/common/error.h"
+#include "autotailor/exec/executor.h"
+#include "autotailor/import/onnx_import.h"
+#include "autotailor/ir/dump.h"
+#include "model_builder.h"
+#include "test_util.h"
+
+namespace autotailor {
+namespace {
+
+std::shared_ptr<ir::Graph> import(const test::ModelBuilder& b) {
+  return import_onnx_bytes(b.bytes(), "<test>");
+}
+
+int count_op(const ir::Graph& g, const std::string& op) {
+  return static_cast<int>(std::count_if(g.nodes.begin(), g.nodes.end(),
+                                        [&](const ir::Node& n) { return n.op_type == op; }));
+}
+
+TEST(Import, FoldsShapeChainsIdentityAndConstants) {
+  test::ModelBuilder b;
+  b.input("x", {-1, 3, 8, 8}).output("out", {-1, 256});
+  b.weight("w", {4, 3, 3, 3}).ints("zero", {0}).ints("minus_one", {-1}).ints("axes", {0});
+  b.node("Conv", {"x", "w"}, {"y"}, {{"pads", {1, 1, 1, 1}}});
+  b.node("Shape", {"y"}, {"s"});
+  b.node("Gather", {"s", "zero"}, {"n"}, {{"axis", {0}}});
+  b.node("Concat", {"n", "minus_one"}, {"shape"}, {{"axis", {0}}});
+  b.node("Reshape", {"y", "shape"}, {"r"});
+  b.node("Identity", {"r"}, {"out"});
+  auto g = import(b);
+  EXPECT_TRUE(g->symbolic_batch);
+  ASSERT_EQ(g->nodes.size(), 3u) << ir::dump_text(*g);  // Conv, Reshape, Identity (graph output)
+  EXPECT_EQ(count_op(*g, "Shape"), 0);
+  const ir::Node& reshape = g->nodes[1];
+  ASSERT_EQ(reshape.op_type, "Reshape");
+  ASSERT_TRUE(g->tensor(reshape.inputs[1]).is_const());
+  EXPECT_EQ(g->tensor(reshape.inputs[1]).value->to_int64(), (std::vector<int64_t>{1, -1}));
+  EXPECT_EQ(g->tensor(g->outputs[0]).shape, (ir::Shape{1, 256}));
+
+  // The folded batch of 1 follows the real batch at run time.
+  exec::Executor ex(g);
+  at::Tensor x = at::randn({3, 3, 8, 8});
+  at::Tensor y = ex.run({x})[0];
+  at::Tensor w = ex.constant(g->find("w"));
+  EXPECT_TRUE(test::all_close(y, at::conv2d(x, w, {}, 1, 1).reshape({3, -1})));
+}
+
+TEST(Import, RefusesDynamicSpatialDimensions) {
+  test::ModelBuilder b;
+  b.input("x", {1, 3, -2, 8}).output("y");
+  b.node("Relu", {"x"}, {"y"});
+  try {
+    import(b);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("dynamic dimension 2"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Graph, RelinkSortsTopologicallyAndDropsDeadNodes) {
+  ir::Graph g;
+  for (const char* name : {"a", "b", "c", "dead"}) {
+    ir::Tensor t;
+    t.name = name;
+    g.add_tensor(t);
+  }
+  g.inputs = {0};
+  g.outputs = {2};
+  g.nodes.push_back({"second", "Relu", "", {1}, {2}, {}});
+  g.nodes.push_back({"first", "Relu", "", {0}, {1}, {}});
+  g.nodes.push_back({"unused", "Relu", "", {0}, {3}, {}});
+  g.relink();
+  ASSERT_EQ(g.nodes.size(), 2u);
+  EXPECT_EQ(g.nodes[0].name, "first");
+  EXPECT_EQ(g.nodes[1].name, "second");
+  EXPECT_EQ(g.tensor(1).producer, 0);
+  EXPECT_EQ(g.tensor(1).consumers, std::vector<int>{1});
+  g.compact();
+  EXPECT_EQ(g.tensors.size(), 3u);
+  EXPECT_EQ(g.find("dead"), -1);
+}
+
+// A graph run through the fused oneDNN path equals the unfused LibTorch path.
+void expect_fused_equals_plain(const test::ModelBuilder& b, size_t expected_steps,
+                               std::vector<int64_t> shape) {
+  auto g = import(b);
+  exec::Executor fused(g);
+  exec::Executor plain(g, exec::ExecOptions{true});
+  EXPECT_EQ(fused.step_count(), expected_steps) << ir::dump_text(*g);
+  for (int64_t batch : {1, 2}) {
+    shape[0] = batch;
+    at::Tensor x = at::randn(shape);
+    at::Tensor want;
+    {
+      at::NoGradGuard ng;
+      want = plain.run({x})[0];
+    }
+    EXPECT_TRUE(test::all_close(fused.run({x})[0], want));
+  }
+}
+
+TEST(Fusion, ConvAddReluIntoOneStep) {
+  test::ModelBuilder b;
+  b.input("x", {1, 8, 10, 10}).output("out");
+  b.weight("w1", {8, 8, 3, 3}).weight("b1", {8}).weight("w2", {8, 8, 1, 1});
+  b.node("Conv", {"x", "w1", "b1"}, {"c1"}, {{"pads", {1, 1, 1, 1}}});
+  b.node("Relu", {"c1"}, {"r1"});
+  b.node("Conv", {"r1", "w2"}, {"c2"});
+  b.node("Add", {"c2", "x"}, {"s"});
+  b.node("Relu", {"s"}, {"out"});
+  expect_fused_equals_plain(b, 2, {1, 8, 10, 10});
+}
+
+TEST(Fusion, ClipHardSwishHardSigmoidAndDepthwise) {
+  test::ModelBuilder b(14);  // HardSwish arrived in opset 14
+  b.input("x", {1, 6, 9, 9}).output("out", {1, 6, 5, 5});
+  b.weight("w1", {12, 6, 1, 1}).weight("w2", {12, 1, 3, 3}).weight("w3", {6, 12, 1, 1});
+  b.weight("lo", {}, {0.0f}).weight("hi", {}, {6.0f});
+  b.node("Conv", {"x", "w1"}, {"c1"});
+  b.node("Clip", {"c1", "lo", "hi"}, {"r1"});
+  b.node("Conv", {"r1", "w2"}, {"c2"},
+         {{"pads", {1, 1, 1, 1}}, {"group", {12}}, {"strides", {2, 2}}});
+  b.node("HardSwish", {"c2"}, {"r2"});
+  b.node("Conv", {"r2", "w3"}, {"c3"});
+  auto& hs = b.node("HardSigmoid", {"c3"}, {"out"});
+  test::ModelBuilder::attr_float(hs, "alpha", 0.25f);
+  expect_fused_equals_plain(b, 3, {1, 6, 9, 9});
+}
+
+TEST(Fusion, AsymmetricAutoPadAndDilation) {
+  test::ModelBuilder b(11);
+  b.input("x", {1, 4, 11, 11}).output("out");
+  b.weight("w1", {4, 4, 4, 4}).weight("w2", {5, 4, 3, 3});
+  auto& c1 = b.node("Conv", {"x", "w1"}, {"c1"}, {{"strides", {2, 2}}});
+  auto* a = c1.add_attribute();
+  a->set_name("auto_pad");
+  a->set_type(onnx::AttributeProto::STRING);
+  a->set_s("SAME_UPPER");
+  b.node("Conv", {"c1", "w2"}, {"out"}, {{"dilations", {2, 2}}, {"pads", {2, 1, 2, 1}}});
+  expect_fused_equals_plain(b, 2, {1, 4, 11, 11});
+}
+
+TEST(Fusion, ResidualAddUsedTwiceIsNotOverwritten) {
+  // x feeds both the conv and the Add, and is also a graph output: the Sum must copy it.
+  test::ModelBuilder b;
+  b.input("x", {1, 4, 6, 6}).output("out").output("mid");
+  b.weight("w0", {4, 4, 1, 1}).weight("w1", {4, 4, 1, 1});
+  b.node("Conv", {"x", "w0"}, {"mid"});
+  b.node("Conv", {"mid", "w1"}, {"c"});
+  b.node("Add", {"c", "mid"}, {"out"});
+  auto g = import(b);
+  exec::Executor fused(g);
+  exec::Executor plain(g, exec::ExecOptions{true});
+  at::Tensor x = at::randn({1, 4, 6, 6});
+  auto got = fused.run({x});
+  at::NoGradGuard ng;
+  auto want = plain.run({x});
+  EXPECT_TRUE(test::all_close(got[0], want[0]));
+  EXPECT_TRUE(test::all_close(got[1], want[1]));
+}
+
+TEST(Dump, TextJsonAndDot) {
+  test::ModelBuilder b;
+  b.input("x", {1, 3, 8, 8}).output("y");
+  b.weight("w", {4, 3, 3, 3});
+  b.node("Conv", {"x", "w"}, {"c"}, {{"pads", {1, 1, 1, 1}}}, "conv_a");
+  b.node("Relu", {"c"}, {"y"}, {}, "relu_b");
+  auto g = import(b);
+  std::string text = ir::dump_text(*g);
+  EXPECT_NE(text.find("conv_a"), std::string::npos);
+  EXPECT_NE(text.find("c[1x4x8x8]"), std::string::npos);
+  auto j = nlohmann::json::parse(ir::dump_json(*g));
+  EXPECT_EQ(j["graph"]["nodes"].size(), 2u);
+  EXPECT_EQ(j["stats"]["macs"], 4 * 8 * 8 * 3 * 3 * 3);
+  EXPECT_EQ(j["stats"]["parameters"], 4 * 3 * 3 * 3);
+  std::string dot = ir::dump_dot(*g, {"conv_a"});
+  EXPECT_NE(dot.find("fillcolor"), std::string::npos);
+  EXPECT_NE(dot.find("\"n0\" -> \"n1\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace autotailor

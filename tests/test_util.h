@@ -1,0 +1,82 @@
+// Shared by the test programs: fixture paths, running the CLI, and the numeric comparison of
+// invariant 1 (|a-b| <= 1e-4 + 1e-3*max|b|).
+#pragma once
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace autotailor::test {
+
+inline std::string fixture(const std::string& name) {
+  std::string path = AUTOTAILOR_FIXTURES;  // appends, not operator+: GCC 12 warns falsely there
+  path += "/models/";
+  path += name;
+  return path;
+}
+
+inline std::string temp_dir(const std::string& stem) {
+  auto dir = std::filesystem::temp_directory_path() /
+             (stem + "." + std::to_string(::getpid()) + "." +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+struct CliResult {
+  int status = -1;  // exit status; -1 when killed by a signal
+  int signal = 0;   // the signal that ended it, if any
+  std::string out, err;
+};
+
+inline std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs build/autotailor with `args` (already shell-quoted where needed).
+inline CliResult run_cli(const std::string& args) {
+  std::string base = std::filesystem::temp_directory_path() / ("cli." + std::to_string(::getpid()));
+  std::string cmd = std::string(AUTOTAILOR_BINARY) + " " + args + " >" + base + ".out 2>" + base +
+                    ".err </dev/null";
+  int raw = std::system(cmd.c_str());
+  CliResult r;
+  if (WIFEXITED(raw)) r.status = WEXITSTATUS(raw);
+  if (WIFSIGNALED(raw)) r.signal = WTERMSIG(raw);
+  // system() runs a shell: a signal inside shows up as status 128+N.
+  if (r.status > 128 && r.status < 160) {
+    r.signal = r.status - 128;
+    r.status = -1;
+  }
+  r.out = slurp(base + ".out");
+  r.err = slurp(base + ".err");
+  std::filesystem::remove(base + ".out");
+  std::filesystem::remove(base + ".err");
+  return r;
+}
+
+// Invariant 1 of the design: |a-b| <= 1e-4 + 1e-3*max|b|, elementwise, b the reference.
+inline ::testing::AssertionResult all_close(const at::Tensor& got, const at::Tensor& want,
+                                            double atol = 1e-4, double rtol = 1e-3) {
+  if (got.sizes() != want.sizes())
+    return ::testing::AssertionFailure()
+           << "shape " << got.sizes() << " differs from reference " << want.sizes();
+  at::Tensor a = got.to(at::kDouble), b = want.to(at::kDouble);
+  double scale = b.numel() ? b.abs().max().item<double>() : 0.0;
+  double diff = a.numel() ? (a - b).abs().max().item<double>() : 0.0;
+  double tol = atol + rtol * scale;
+  if (diff <= tol) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "max |diff| " << diff << " > tolerance " << tol;
+}
+
+}  // namespace autotailor::test
