@@ -1,20 +1,64 @@
 #include <fmt/format.h>
 
 #include <iostream>
+#include <optional>
 
 #include "autotailor/common/files.h"
 #include "autotailor/import/onnx_import.h"
 #include "autotailor/ir/dump.h"
 #include "autotailor/ops/ops.h"
+#include "autotailor/supernet/space.h"
 #include "commands.h"
+#include "space_flags.h"
+
+#include <nlohmann/json.hpp>
+#include <set>
 
 namespace autotailor::cli {
 
 namespace {
 struct InspectArgs {
   std::string model, dot;
-  bool json = false, nodes = false;
+  bool json = false, nodes = false, space = false;
+  SpaceFlags flags;
 };
+
+void print_space(const supernet::SearchSpace& s) {
+  int frozen = static_cast<int>(s.groups.size()) - s.elastic_groups();
+  int elastic_kernels = static_cast<int>(s.kernels.size());
+  std::cout << fmt::format(
+      "\nsearch space: {} elastic width groups ({} frozen), {} skippable blocks in {} stages, "
+      "{} elastic kernels, {} resolutions: 10^{:.2f} subnets\n",
+      s.elastic_groups(), frozen, s.blocks.size(), s.stages.size(), elastic_kernels,
+      std::max<size_t>(1, s.resolutions.size()), s.log10_size());
+  std::cout << "\nwidth groups (elastic)\n";
+  for (const auto& w : s.groups) {
+    if (!w.elastic()) continue;
+    std::cout << fmt::format("  {:<40} {:>5} ch  choices {}\n", w.name, w.size,
+                             fmt::join(w.choices, ","));
+    std::cout << fmt::format("      sliced in: {}\n", fmt::join(w.members, ", "));
+  }
+  std::cout << "\nwidth groups (frozen)\n";
+  for (const auto& w : s.groups)
+    if (!w.elastic())
+      std::cout << fmt::format("  {:<40} {:>5} ch  {}\n", w.name, w.size, w.frozen_by);
+  std::cout << "\nstages (depth = how many of the first skippable blocks are kept)\n";
+  for (const auto& st : s.stages) {
+    std::vector<std::string> names;
+    for (int b : st.blocks) names.push_back(s.blocks[b].name);
+    std::cout << fmt::format("  {:<40} choices {}  blocks: {}\n", st.name,
+                             fmt::join(st.choices, ","), fmt::join(names, ", "));
+  }
+  std::cout << "\nkernels\n";
+  for (const auto& k : s.kernels)
+    std::cout << fmt::format("  {:<40} {}x{}  choices {}\n", k.node, k.size, k.size,
+                             fmt::join(k.choices, ","));
+  if (s.resolutions.size() > 1)
+    std::cout << fmt::format("\nresolution {}  choices {}\n", s.resolution,
+                             fmt::join(s.resolutions, ","));
+  else
+    std::cout << fmt::format("\nresolution fixed: {}\n", s.resolution_fixed_by);
+}
 
 std::string human(int64_t v) {
   if (v >= 1'000'000'000) return fmt::format("{:.2f} G", v / 1e9);
@@ -64,13 +108,27 @@ void add_inspect(CLI::App& app) {
   cmd->add_flag("--json", a->json, "Print the graph and statistics as JSON to stdout");
   cmd->add_flag("--nodes", a->nodes, "List every node with its input and output shapes");
   cmd->add_option("--dot", a->dot, "Write a Graphviz DOT rendering of the graph to FILE");
+  cmd->add_flag("--space", a->space, "Analyse the search space (width groups, blocks, ...)");
+  a->flags.add(cmd);
   cmd->callback([a] {
     auto g = import_onnx(a->model);
-    if (!a->dot.empty()) write_file_atomic(a->dot, ir::dump_dot(*g));
-    if (a->json)
-      std::cout << ir::dump_json(*g) << "\n";
-    else
-      print_summary(*g, a->nodes);
+    std::optional<supernet::SearchSpace> space;
+    std::set<std::string> elastic;
+    if (a->space) {
+      space = supernet::analyze(*g, a->flags.resolved());
+      a->flags.narrow(*space);
+      for (const auto& w : space->groups)
+        if (w.elastic()) elastic.insert(w.members.begin(), w.members.end());
+    }
+    if (!a->dot.empty()) write_file_atomic(a->dot, ir::dump_dot(*g, elastic));
+    if (a->json) {
+      auto j = nlohmann::json::parse(ir::dump_json(*g));
+      if (space) j["space"] = nlohmann::json::parse(supernet::space_to_json(*space));
+      std::cout << j.dump(2) << "\n";
+      return;
+    }
+    print_summary(*g, a->nodes);
+    if (space) print_space(*space);
   });
 }
 

@@ -2,6 +2,8 @@
 #include <c10/core/InferenceMode.h>
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
+
 #include "autotailor/common/error.h"
 #include "autotailor/exec/executor.h"
 #include "autotailor/import/onnx_import.h"
@@ -12,7 +14,7 @@ namespace autotailor::cli {
 
 namespace {
 struct RunArgs {
-  std::string model;
+  std::string model, subnet;
   std::vector<std::string> inputs, outputs;
 };
 }  // namespace
@@ -20,12 +22,19 @@ struct RunArgs {
 void add_run(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
   auto* cmd = app.add_subcommand("run", "Execute a model on TensorProto (.pb) inputs");
-  cmd->add_option("model", a->model, "ONNX model file")->required();
+  cmd->add_option("model", a->model, "ONNX model file, or a directory made by `supernet`")
+      ->required();
+  cmd->add_option("--subnet", a->subnet,
+                  "With a directory: max, min, random:SEED or a subnet JSON file (default max)");
   cmd->add_option("--input", a->inputs, "Input tensor file (.pb), one per graph input, in order")
       ->required();
   cmd->add_option("--output", a->outputs, "Where to write each graph output (.pb), in order")
       ->required();
   cmd->callback([a] {
+    if (std::filesystem::is_directory(a->model))
+      return run_subnet(a->model, a->subnet.empty() ? "max" : a->subnet, a->inputs, a->outputs);
+    if (!a->subnet.empty())
+      fail("--subnet needs a SuperNet directory; '{}' is a model file", a->model);
     std::shared_ptr<const ir::Graph> g = import_onnx(a->model);
     if (a->inputs.size() != g->inputs.size())
       fail("--input: '{}' takes {} input(s), {} given", a->model, g->inputs.size(),

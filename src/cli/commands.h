@@ -9,5 +9,11 @@ void add_devices(CLI::App& app);
 void add_inspect(CLI::App& app);
 void add_run(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_supernet(CLI::App& app);
+void add_export(CLI::App& app);
+
+// `run DIR --subnet SPEC`: a subnet of a SuperNet directory.
+void run_subnet(const std::string& dir, const std::string& spec,
+                const std::vector<std::string>& inputs, const std::vector<std::string>& outputs);
 
 }  // namespace autotailor::cli

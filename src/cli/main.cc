@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
   autotailor::cli::add_inspect(app);
   autotailor::cli::add_run(app);
   autotailor::cli::add_bench(app);
+  autotailor::cli::add_supernet(app);
+  autotailor::cli::add_export(app);
 
   auto logger = spdlog::stderr_color_mt("autotailor");
   logger->set_pattern("%^[%l]%$ %v");

@@ -22,6 +22,20 @@ at::Tensor tensor_from_const(const std::shared_ptr<const ir::ConstData>& c) {
   return ops::tensor_from_const(c);
 }
 
+at::Tensor select_view(const at::Tensor& full, const std::vector<std::vector<int64_t>>& select) {
+  at::Tensor t = full;
+  for (size_t a = 0; a < select.size(); ++a) {
+    const auto& idx = select[a];
+    if (idx.empty()) continue;
+    bool run = true;
+    for (size_t i = 1; run && i < idx.size(); ++i) run = idx[i] == idx[0] + static_cast<int64_t>(i);
+    int64_t axis = static_cast<int64_t>(a);
+    t = run ? t.narrow(axis, idx[0], static_cast<int64_t>(idx.size()))
+            : t.index_select(axis, at::tensor(idx, at::kLong));
+  }
+  return t;
+}
+
 std::shared_ptr<const ir::ConstData> const_from_tensor(const at::Tensor& t) {
   at::Tensor c = t.detach().contiguous();
   ir::DType type = ops::from_scalar_type(c.scalar_type());
@@ -88,7 +102,8 @@ Executor::Executor(std::shared_ptr<const ir::Graph> graph, ExecOptions options)
   const ir::Graph& g = *graph_;
   slots_.resize(g.tensors.size());
   for (size_t i = 0; i < g.tensors.size(); ++i)
-    if (g.tensors[i].is_const()) slots_[i] = tensor_from_const(g.tensors[i].value);
+    if (g.tensors[i].is_const())
+      slots_[i] = select_view(tensor_from_const(g.tensors[i].value), g.tensors[i].select);
   std::vector<char> is_output(g.tensors.size(), 0);
   for (int t : g.outputs) is_output[t] = 1;
 

@@ -44,8 +44,12 @@ void to_model_proto(const ir::Graph& g, onnx::ModelProto* m, bool symbolic_batch
   for (int id : g.outputs) is_output[id] = 1;
   for (size_t i = 0; i < g.tensors.size(); ++i) {
     const ir::Tensor& t = g.tensors[i];
-    if (t.is_const() && (!t.consumers.empty() || is_output[i]))
-      proto::from_const(*t.value, t.name, gp->add_initializer());
+    if (!t.is_const() || (t.consumers.empty() && !is_output[i])) continue;
+    // A subnet's selection from shared data is written out as its own tensor.
+    bool selected = false;
+    for (const auto& axis : t.select) selected |= !axis.empty();
+    proto::from_const(selected ? *t.value->gather(t.select) : *t.value, t.name,
+                      gp->add_initializer());
   }
   for (const ir::Node& n : g.nodes) {
     onnx::NodeProto* np = gp->add_node();

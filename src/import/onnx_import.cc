@@ -82,7 +82,7 @@ bool fix_input_batch(onnx::ModelProto& m, const std::string& source) {
       fail("'{}': input '{}' has no shape; export with a fixed input size", source, v.name());
     for (int d = 0; d < shape->dim_size(); ++d) {
       auto* dim = shape->mutable_dim(d);
-      if (dim->has_dim_value() && dim->dim_value() > 0) continue;
+      if (dim->has_dim_value() && dim->dim_value() >= 0) continue;  // 0 is a valid size
       if (d == 0) {
         dim->set_dim_value(1);
         symbolic = true;

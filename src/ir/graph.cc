@@ -157,6 +157,39 @@ std::shared_ptr<const ConstData> ConstData::from_float(const std::vector<float>&
   return make(DType::Float32, std::move(s), std::move(b));
 }
 
+std::shared_ptr<const ConstData> ConstData::gather(
+    const std::vector<std::vector<int64_t>>& select) const {
+  const size_t rank = shape.size(), esize = dtype_size(dtype);
+  std::vector<std::vector<int64_t>> idx(rank);
+  Shape out_shape(rank);
+  for (size_t a = 0; a < rank; ++a) {
+    if (a < select.size() && !select[a].empty()) {
+      idx[a] = select[a];
+      for (int64_t i : idx[a])
+        if (i < 0 || i >= shape[a]) fail("selection index {} out of range on axis {}", i, a);
+    } else {
+      for (int64_t i = 0; i < shape[a]; ++i) idx[a].push_back(i);
+    }
+    out_shape[a] = static_cast<int64_t>(idx[a].size());
+  }
+  std::vector<int64_t> stride(rank, 1);
+  for (size_t a = rank; a-- > 1;) stride[a - 1] = stride[a] * shape[a];
+  std::vector<std::byte> out(ir::numel(out_shape) * esize);
+  // Odometer over the output; the innermost axis is copied element by element.
+  std::vector<size_t> pos(rank, 0);
+  const std::byte* src = bytes->data();
+  for (size_t o = 0; o < out.size() / std::max<size_t>(esize, 1); ++o) {
+    int64_t off = 0;
+    for (size_t a = 0; a < rank; ++a) off += idx[a][pos[a]] * stride[a];
+    std::memcpy(out.data() + o * esize, src + off * esize, esize);
+    for (size_t a = rank; a-- > 0;) {
+      if (++pos[a] < idx[a].size()) break;
+      pos[a] = 0;
+    }
+  }
+  return make(dtype, out_shape, std::move(out));
+}
+
 const Attribute* Node::attr(const std::string& key) const {
   auto it = attrs.find(key);
   return it == attrs.end() ? nullptr : &it->second;

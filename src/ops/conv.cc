@@ -1,6 +1,7 @@
 // Conv: grouped, depthwise, dilated, padded (explicit, asymmetric or auto_pad), 1-3 spatial dims.
 // Inference on 2-D float inputs runs on oneDNN with packed weights and fused successors;
 // everything else (and training, which needs autograd) runs on at::convolution.
+#include "../supernet/channels.h"
 #include "dnnl_conv.h"
 #include "op_registry.h"
 #include "spatial.h"
@@ -61,5 +62,33 @@ int64_t conv_macs(const OpContext& ctx) {
 
 const RegisterOps reg{{"Conv", build_conv, conv_macs, nullptr, build_conv_fused}};
 
+// Channels: a plain conv consumes its input's channels (weight axis 1) and produces a new space
+// (weight axis 0, bias); a depthwise conv (one filter per channel, group == C > 1) passes its
+// input's space through; other grouped convs keep their group structure, so their channels
+// are frozen.
+void conv_channels(supernet::ChannelContext& c) {
+  using R = supernet::Binding::Role;
+  const supernet::Layout& x = c.in(0);
+  if (!c.is_const(1) || x.axis != 1 || x.inner != 1)
+    return c.freeze_all("weights computed at run time, or channels not on axis 1");
+  const ir::Shape& w = c.in_tensor(1).shape;
+  const int64_t groups = c.node.attr_int("group", 1);
+  const int64_t cin = c.in_tensor(0).shape[1], cout = w[0];
+  if (groups == 1) {
+    c.bind(1, 1, x, R::Consumer);
+    supernet::Layout y = c.fresh(cout);
+    c.bind(1, 0, y, R::Producer);
+    if (c.has_in(2)) c.bind(2, 0, y, R::Producer);
+    return c.set_out(0, y);
+  }
+  if (groups == cin && cout == cin && w[1] == 1 && cin > 1) {
+    c.bind(1, 0, x, R::Consumer);
+    if (c.has_in(2)) c.bind(2, 0, x, R::PassThrough);
+    return c.pass_through();
+  }
+  c.freeze_all("grouped convolution keeps its group structure");
+}
+
+const RegisterChannelRules channel_rules{{"Conv", conv_channels}};
 }  // namespace
 }  // namespace autotailor::ops

@@ -4,6 +4,7 @@
 
 #include <limits>
 
+#include "../supernet/channels.h"
 #include "op_registry.h"
 
 namespace autotailor::ops {
@@ -269,6 +270,65 @@ Kernel build_prelu(const OpContext& ctx) {
   };
 }
 
+// Mod: integer remainder takes the divisor's sign (Python's %), fmod=1 the dividend's (C's).
+Kernel build_mod(const OpContext& ctx) {
+  bool c_style = ctx.node.attr_int("fmod", 0) != 0;
+  if (!c_style && at::isFloatingType(to_scalar_type(ctx.in(0).dtype)))
+    fail("{}: floating-point Mod needs fmod=1", ctx.where());
+  return [c_style](const Tensors& in, Tensors& out) {
+    out[0] = c_style ? at::fmod(in[0], in[1]) : at::remainder(in[0], in[1]);
+  };
+}
+
+Kernel build_is_inf(const OpContext& ctx) {
+  bool neg = ctx.node.attr_int("detect_negative", 1) != 0;
+  bool pos = ctx.node.attr_int("detect_positive", 1) != 0;
+  return [neg, pos](const Tensors& in, Tensors& out) {
+    const at::Tensor& x = in[0];
+    out[0] = neg && pos ? at::isinf(x)
+             : neg      ? at::isneginf(x)
+             : pos      ? at::isposinf(x)
+                        : at::zeros(x.sizes(), x.options().dtype(at::kBool));
+  };
+}
+
+Kernel build_celu(const OpContext& ctx) {
+  double a = ctx.node.attr_float("alpha", 1.0f);
+  return [a](const Tensors& in, Tensors& out) { out[0] = at::celu(in[0], a); };
+}
+
+Kernel build_thresholded_relu(const OpContext& ctx) {
+  double a = ctx.node.attr_float("alpha", 1.0f);
+  return [a](const Tensors& in, Tensors& out) { out[0] = at::threshold(in[0], a, 0); };
+}
+
+// Shrink: x+bias below -lambd, x-bias above lambd, 0 between; the result keeps x's type.
+Kernel build_shrink(const OpContext& ctx) {
+  double bias = ctx.node.attr_float("bias", 0.0f), lambd = ctx.node.attr_float("lambd", 0.5f);
+  return [bias, lambd](const Tensors& in, Tensors& out) {
+    at::Tensor x = in[0].to(at::kDouble);
+    at::Tensor y = at::where(x < -lambd, x + bias, at::where(x > lambd, x - bias, at::zeros_like(x)));
+    out[0] = y.to(in[0].scalar_type());
+  };
+}
+
+// Hardmax: one-hot of the first maximum along `axis` (over the 2-D flattening before opset 13).
+Kernel build_hardmax(const OpContext& ctx) {
+  int64_t rank = static_cast<int64_t>(ctx.in(0).shape.size());
+  bool legacy = ctx.opset() < 13;
+  int64_t axis = normalize_axis(ctx.node.attr_int("axis", legacy ? 1 : -1), rank, ctx);
+  return [axis, legacy](const Tensors& in, Tensors& out) {
+    const at::Tensor& x = in[0];
+    at::Tensor v = legacy ? x.reshape({c10::multiply_integers(x.sizes().slice(0, axis)),
+                                       c10::multiply_integers(x.sizes().slice(axis))})
+                          : x;
+    int64_t dim = legacy ? 1 : axis;
+    at::Tensor y = at::zeros_like(v);
+    if (v.numel() > 0) y.scatter_(dim, at::argmax(v, dim, true), 1);
+    out[0] = y.reshape(x.sizes());
+  };
+}
+
 // How these ops fold into a preceding convolution (oneDNN post-ops).
 template <PostOp::Kind K>
 std::optional<PostOp> simple_post(const OpContext&) {
@@ -368,7 +428,78 @@ const RegisterOps reg{
     {"Min", build_variadic<Var::Min>, nullptr},
     {"Mean", build_variadic<Var::Mean>, nullptr},
     {"Where", build_where, nullptr},
+    {"Mod", build_mod, nullptr},
+    {"Round", AT_UNARY(round), nullptr},
+    {"IsNaN", AT_UNARY(isnan), nullptr},
+    {"IsInf", build_is_inf, nullptr},
+    {"Tan", AT_UNARY(tan), nullptr},
+    {"Asin", AT_UNARY(asin), nullptr},
+    {"Acos", AT_UNARY(acos), nullptr},
+    {"Atan", AT_UNARY(atan), nullptr},
+    {"Sinh", AT_UNARY(sinh), nullptr},
+    {"Cosh", AT_UNARY(cosh), nullptr},
+    {"Asinh", AT_UNARY(asinh), nullptr},
+    {"Acosh", AT_UNARY(acosh), nullptr},
+    {"Atanh", AT_UNARY(atanh), nullptr},
+    {"Celu", build_celu, nullptr},
+    {"ThresholdedRelu", build_thresholded_relu, nullptr},
+    {"Shrink", build_shrink, nullptr},
+    {"Hardmax", build_hardmax, nullptr},
 };
 
+
+// Channels: element-wise ops keep them. Operands that broadcast are aligned from the right;
+// every computed operand that spans the output's channel axis must keep the same channels
+// (unified), constants spanning it are sliced along, operands of size 1 there are untouched.
+void same_channels(supernet::ChannelContext& c) { c.pass_through(); }
+
+void broadcast_channels(supernet::ChannelContext& c) {
+  const ir::Shape& y = c.out_tensor(0).shape;
+  const int64_t r = static_cast<int64_t>(y.size());
+  if (r < 2) return c.freeze_all("no channel axis");
+  std::optional<supernet::Layout> joined;
+  std::vector<std::pair<size_t, int>> consts;
+  for (size_t k = 0; k < c.node.inputs.size(); ++k) {
+    if (!c.has_in(k)) continue;
+    const ir::Shape& s = c.in_tensor(k).shape;
+    int ax = static_cast<int>(1 - (r - static_cast<int64_t>(s.size())));
+    if (ax < 0 || s[ax] == 1) continue;
+    if (c.is_const(k)) {
+      consts.emplace_back(k, ax);
+      continue;
+    }
+    const supernet::Layout& l = c.in(k);
+    if (l.axis != ax) return c.freeze_all("operands disagree on the channel axis");
+    if (!joined)
+      joined = l;
+    else
+      c.state.unify(*joined, l, c.why("operands combined element-wise"));
+  }
+  if (!joined) return c.freeze_all("no computed operand spans the channels");
+  for (auto [k, ax] : consts) c.bind(k, ax, *joined, supernet::Binding::Role::PassThrough);
+  supernet::Layout out = *joined;
+  out.axis = 1;
+  c.set_out(0, out);
+}
+
+const RegisterChannelRules channel_rules{
+    {"Relu", same_channels},        {"Sigmoid", same_channels},
+    {"Tanh", same_channels},        {"Erf", same_channels},
+    {"Sqrt", same_channels},        {"Exp", same_channels},
+    {"Log", same_channels},         {"Neg", same_channels},
+    {"Abs", same_channels},         {"Reciprocal", same_channels},
+    {"Floor", same_channels},       {"Ceil", same_channels},
+    {"Sign", same_channels},        {"LeakyRelu", same_channels},
+    {"Elu", same_channels},         {"Selu", same_channels},
+    {"HardSigmoid", same_channels}, {"HardSwish", same_channels},
+    {"Softplus", same_channels},    {"Softsign", same_channels},
+    {"Clip", same_channels},        {"Identity", same_channels},
+    {"Dropout", same_channels},     {"PRelu", broadcast_channels},
+    {"Add", broadcast_channels},    {"Sub", broadcast_channels},
+    {"Mul", broadcast_channels},    {"Div", broadcast_channels},
+    {"Pow", broadcast_channels},    {"Sum", broadcast_channels},
+    {"Max", broadcast_channels},    {"Min", broadcast_channels},
+    {"Mean", broadcast_channels},
+};
 }  // namespace
 }  // namespace autotailor::ops

@@ -1,4 +1,6 @@
-// Normalization: BatchNormalization (inference form), InstanceNormalization, LayerNormalization.
+// Normalization: BatchNormalization (inference form), InstanceNormalization, LayerNormalization,
+// LRN, MeanVarianceNormalization.
+#include "../supernet/channels.h"
 #include "op_registry.h"
 
 namespace autotailor::ops {
@@ -36,11 +38,42 @@ Kernel build_layernorm(const OpContext& ctx) {
       return;
     }
     at::ScalarType type = in[0].scalar_type();
-    auto [y, mean, rstd] = at::native_layer_norm(
-        in[0].to(stash), sizes, in[1].to(stash), bias.defined() ? bias.to(stash) : bias, eps);
+    auto [y, mean, rstd] = at::native_layer_norm(in[0].to(stash), sizes, in[1].to(stash),
+                                                 bias.defined() ? bias.to(stash) : bias, eps);
     out[0] = y.to(type);
     if (out.size() > 1) out[1] = mean;
     if (out.size() > 2) out[2] = rstd;
+  };
+}
+
+// LRN: each value divided by (bias + alpha/size * sum of squares over `size` neighbouring
+// channels)^beta; the window reaches floor((size-1)/2) channels back, ceil((size-1)/2) ahead.
+Kernel build_lrn(const OpContext& ctx) {
+  double alpha = ctx.node.attr_float("alpha", 1e-4f), beta = ctx.node.attr_float("beta", 0.75f);
+  double bias = ctx.node.attr_float("bias", 1.0f);
+  int64_t size = ctx.node.attr_int("size", 0);
+  if (size <= 0) fail("{}: LRN needs a positive size", ctx.where());
+  if (ctx.in(0).shape.size() < 3) fail("{}: LRN takes inputs of rank 3 or more", ctx.where());
+  return [=](const Tensors& in, Tensors& out) {
+    const at::Tensor& x = in[0];
+    // Squares as [N, 1, C, rest]: a (size x 1) sum pool runs along the channels.
+    at::Tensor sq = (x * x).reshape({x.size(0), 1, x.size(1), -1});
+    sq = at::constant_pad_nd(sq, {0, 0, (size - 1) / 2, size / 2}, 0);
+    at::Tensor sum = at::avg_pool2d(sq, {size, 1}, {1, 1}) * static_cast<double>(size);
+    out[0] = x / at::pow(bias + (alpha / size) * sum.reshape(x.sizes()), beta);
+  };
+}
+
+// MeanVarianceNormalization, as ONNX defines it: (x - E[x]) / (sqrt(E[x^2] - E[x]^2) + 1e-9).
+Kernel build_mvn(const OpContext& ctx) {
+  int64_t rank = static_cast<int64_t>(ctx.in(0).shape.size());
+  std::vector<int64_t> axes = ctx.node.attr_ints("axes", {0, 2, 3});
+  for (int64_t& a : axes) a = normalize_axis(a, rank, ctx);
+  return [axes](const Tensors& in, Tensors& out) {
+    const at::Tensor& x = in[0];
+    at::Tensor mean = at::mean(x, axes, true);
+    at::Tensor var = at::mean(x * x, axes, true) - mean * mean;
+    out[0] = (x - mean) / (at::sqrt(var) + 1e-9);
   };
 }
 
@@ -52,7 +85,20 @@ const RegisterOps reg{
     {"BatchNormalization", build_batchnorm, elementwise_macs},
     {"InstanceNormalization", build_instancenorm, elementwise_macs},
     {"LayerNormalization", build_layernorm, elementwise_macs},
+    {"LRN", build_lrn, elementwise_macs},
+    {"MeanVarianceNormalization", build_mvn, elementwise_macs},
 };
 
+// Channels: per-channel parameters follow the input's channels.
+void per_channel_params(supernet::ChannelContext& c) {
+  const supernet::Layout& x = c.in(0);
+  if (x.axis != 1 || x.inner != 1) return c.freeze_all("channels not on axis 1");
+  for (size_t k = 1; k < c.node.inputs.size(); ++k)
+    c.bind(k, 0, x, supernet::Binding::Role::PassThrough);
+  c.pass_through();
+}
+
+const RegisterChannelRules channel_rules{{"BatchNormalization", per_channel_params},
+                                         {"InstanceNormalization", per_channel_params}};
 }  // namespace
 }  // namespace autotailor::ops

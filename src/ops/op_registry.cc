@@ -16,6 +16,14 @@ RegisterOps::RegisterOps(std::initializer_list<OpDef> defs) {
   for (const OpDef& d : defs) registry().emplace(std::string(d.type), d);
 }
 
+RegisterChannelRules::RegisterChannelRules(
+    std::initializer_list<std::pair<std::string_view, void (*)(supernet::ChannelContext&)>> rules) {
+  for (const auto& [type, fn] : rules) {
+    auto it = registry().find(type);
+    if (it != registry().end()) it->second.channels = fn;
+  }
+}
+
 const OpDef* find_op(std::string_view type) {
   auto it = registry().find(type);
   return it == registry().end() ? nullptr : &it->second;

@@ -13,6 +13,10 @@
 #include "autotailor/common/error.h"
 #include "autotailor/ir/graph.h"
 
+namespace autotailor::supernet {
+struct ChannelContext;
+}
+
 namespace autotailor::ops {
 
 using Tensors = std::vector<at::Tensor>;
@@ -62,6 +66,9 @@ struct OpDef {
   // Its inputs are the node's inputs, then one addend per Sum post-op; returns an empty
   // Kernel when this configuration cannot fuse.
   Kernel (*build_fused)(const OpContext&, const std::vector<PostOp>& post) = nullptr;
+  // How the op maps channels from inputs to outputs (src/supernet/channels.h); ops without a
+  // rule freeze the channels they touch.
+  void (*channels)(supernet::ChannelContext&) = nullptr;
 };
 
 const OpDef* find_op(std::string_view type);  // default ONNX domain only
@@ -69,6 +76,12 @@ std::vector<std::string> op_types();
 
 struct RegisterOps {
   explicit RegisterOps(std::initializer_list<OpDef> defs);
+};
+
+// Adds channel rules to ops registered above it (kept next to the op's kernel).
+struct RegisterChannelRules {
+  RegisterChannelRules(
+      std::initializer_list<std::pair<std::string_view, void (*)(supernet::ChannelContext&)>> rules);
 };
 
 // Helpers shared by the op files.

@@ -1,6 +1,8 @@
-// Pooling and reductions: MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Reduce*.
+// Pooling and reductions: MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Reduce*,
+// ArgMax/ArgMin, TopK, CumSum.
 #include <limits>
 
+#include "../supernet/channels.h"
 #include "op_registry.h"
 #include "spatial.h"
 
@@ -150,9 +152,11 @@ Kernel build_global_max(const OpContext& ctx) {
   return [dims](const Tensors& in, Tensors& out) { out[0] = at::amax(in[0], dims, true); };
 }
 
-enum class Reduce { Mean, Sum, Max, Min, Prod, L2 };
+enum class Reduce { Mean, Sum, Max, Min, Prod, L1, L2, SumSquare, LogSum, LogSumExp };
 
-// Axes come from an attribute before opset 18 (13 for ReduceSum), from input 1 after.
+// Axes come from an attribute before opset 18 (13 for ReduceSum), from input 1 after. The
+// result keeps the input's type: ATen would widen integer sums to int64, and computes means
+// and logarithms of integers in double here, truncated back.
 template <Reduce R>
 Kernel build_reduce(const OpContext& ctx) {
   bool keep = ctx.node.attr_int("keepdims", 1) != 0;
@@ -169,30 +173,92 @@ Kernel build_reduce(const OpContext& ctx) {
     if (axes.empty())
       for (int64_t i = 0; i < rank; ++i) axes.push_back(i);
     for (int64_t& a : axes) a = a < 0 ? a + rank : a;
-    const at::Tensor& x = in[0];
+    const at::ScalarType type = in[0].scalar_type();
+    constexpr bool real_valued =
+        R == Reduce::Mean || R == Reduce::L2 || R == Reduce::LogSum || R == Reduce::LogSumExp;
+    const at::Tensor x =
+        real_valued && at::isIntegralType(type, true) ? in[0].to(at::kDouble) : in[0];
+    at::Tensor y;
     switch (R) {
       case Reduce::Mean:
-        out[0] = at::mean(x, axes, keep);
+        y = at::mean(x, axes, keep);
         break;
       case Reduce::Sum:
-        out[0] = at::sum(x, axes, keep);
+        y = at::sum(x, axes, keep, type);
         break;
       case Reduce::Max:
-        out[0] = at::amax(x, axes, keep);
+        y = at::amax(x, axes, keep);
         break;
       case Reduce::Min:
-        out[0] = at::amin(x, axes, keep);
+        y = at::amin(x, axes, keep);
+        break;
+      case Reduce::L1:
+        y = at::sum(at::abs(x), axes, keep, type);
         break;
       case Reduce::L2:
-        out[0] = at::sqrt(at::sum(x * x, axes, keep));
+        y = at::sqrt(at::sum(x * x, axes, keep));
+        break;
+      case Reduce::SumSquare:
+        y = at::sum(x * x, axes, keep, type);
+        break;
+      case Reduce::LogSum:
+        y = at::log(at::sum(x, axes, keep));
+        break;
+      case Reduce::LogSumExp:
+        y = at::logsumexp(x, axes, keep);
         break;
       case Reduce::Prod: {
-        at::Tensor y = x;
+        y = x;
         std::sort(axes.rbegin(), axes.rend());
-        for (int64_t a : axes) y = at::prod(y, a, keep);
-        out[0] = y;
+        for (int64_t a : axes) y = at::prod(y, a, keep, type);
       }
     }
+    out[0] = y.scalar_type() == type ? y : y.to(type);
+  };
+}
+
+// ArgMax/ArgMin: the first extreme along `axis`, or the last with select_last_index=1.
+template <bool Max>
+Kernel build_arg_extreme(const OpContext& ctx) {
+  int64_t rank = static_cast<int64_t>(ctx.in(0).shape.size());
+  int64_t axis = normalize_axis(ctx.node.attr_int("axis", 0), rank, ctx);
+  bool keep = ctx.node.attr_int("keepdims", 1) != 0;
+  bool last = ctx.node.attr_int("select_last_index", 0) != 0;
+  return [axis, keep, last](const Tensors& in, Tensors& out) {
+    at::Tensor x = last ? in[0].flip(axis) : in[0];
+    at::Tensor i = Max ? at::argmax(x, axis, keep) : at::argmin(x, axis, keep);
+    out[0] = last ? x.size(axis) - 1 - i : i;
+  };
+}
+
+// TopK: the k largest (or smallest) along `axis`; equal values keep their index order, as
+// ONNX asks, thanks to a stable sort.
+Kernel build_topk(const OpContext& ctx) {
+  int64_t rank = static_cast<int64_t>(ctx.in(0).shape.size());
+  int64_t axis = normalize_axis(ctx.node.attr_int("axis", -1), rank, ctx);
+  bool largest = ctx.node.attr_int("largest", 1) != 0;
+  int64_t attr_k = ctx.node.attr_int("k", -1);  // an attribute before opset 10
+  return [axis, largest, attr_k](const Tensors& in, Tensors& out) {
+    int64_t k = in.size() > 1 && in[1].defined() ? to_int64s(in[1]).at(0) : attr_k;
+    auto [values, indices] = at::sort(in[0], /*stable=*/true, axis, /*descending=*/largest);
+    out[0] = values.narrow(axis, 0, k);
+    if (out.size() > 1) out[1] = indices.narrow(axis, 0, k);
+  };
+}
+
+// CumSum: `exclusive` shifts the sums by one; `reverse` runs from the end.
+Kernel build_cumsum(const OpContext& ctx) {
+  bool exclusive = ctx.node.attr_int("exclusive", 0) != 0;
+  bool reverse = ctx.node.attr_int("reverse", 0) != 0;
+  return [exclusive, reverse](const Tensors& in, Tensors& out) {
+    int64_t axis = to_int64s(in[1]).at(0);
+    if (axis < 0) axis += in[0].dim();
+    at::Tensor x = reverse ? in[0].flip(axis) : in[0];
+    at::Tensor y = at::cumsum(x, axis, x.scalar_type());
+    if (exclusive && x.size(axis) > 0)
+      y = at::cat({at::zeros_like(y.narrow(axis, 0, 1)), y.narrow(axis, 0, x.size(axis) - 1)},
+                  axis);
+    out[0] = reverse ? y.flip(axis) : y;
   };
 }
 
@@ -216,7 +282,48 @@ const RegisterOps reg{
     {"ReduceMin", build_reduce<Reduce::Min>, nullptr},
     {"ReduceProd", build_reduce<Reduce::Prod>, nullptr},
     {"ReduceL2", build_reduce<Reduce::L2>, nullptr},
+    {"ReduceL1", build_reduce<Reduce::L1>, nullptr},
+    {"ReduceSumSquare", build_reduce<Reduce::SumSquare>, nullptr},
+    {"ReduceLogSum", build_reduce<Reduce::LogSum>, nullptr},
+    {"ReduceLogSumExp", build_reduce<Reduce::LogSumExp>, nullptr},
+    {"ArgMax", build_arg_extreme<true>, nullptr},
+    {"ArgMin", build_arg_extreme<false>, nullptr},
+    {"TopK", build_topk, nullptr},
+    {"CumSum", build_cumsum, nullptr},
 };
 
+// Channels: spatial pooling keeps them; a reduction over the channel axis freezes them.
+void spatial_channels(supernet::ChannelContext& c) {
+  if (c.in(0).axis != 1) return c.freeze_all("channels not on axis 1");
+  c.pass_through();
+}
+
+void reduce_channels(supernet::ChannelContext& c) {
+  const supernet::Layout& x = c.in(0);
+  const int64_t rank = static_cast<int64_t>(c.in_tensor(0).shape.size());
+  std::vector<int64_t> axes = c.node.attr_ints("axes");
+  if (c.has_in(1)) {
+    if (!c.is_const(1)) return c.freeze_all("axes computed at run time");
+    axes = c.in_tensor(1).value->to_int64();
+  }
+  if (axes.empty() || !x.valid()) return c.freeze_all("reduces over every axis");
+  bool keep = c.node.attr_int("keepdims", 1) != 0;
+  int shift = 0;
+  for (int64_t a : axes) {
+    a = a < 0 ? a + rank : a;
+    if (a == x.axis) return c.freeze_all("reduces over the channel axis");
+    if (a < x.axis && !keep) ++shift;
+  }
+  supernet::Layout y = x;
+  y.axis -= shift;
+  c.set_out(0, y);
+}
+
+const RegisterChannelRules channel_rules{
+    {"MaxPool", spatial_channels},           {"AveragePool", spatial_channels},
+    {"GlobalAveragePool", spatial_channels}, {"GlobalMaxPool", spatial_channels},
+    {"ReduceMean", reduce_channels},         {"ReduceSum", reduce_channels},
+    {"ReduceMax", reduce_channels},          {"ReduceMin", reduce_channels},
+};
 }  // namespace
 }  // namespace autotailor::ops

@@ -1,8 +1,10 @@
 // Data movement and shape computation: Reshape, Flatten, Transpose, Concat, Split, Slice, Pad,
-// Squeeze, Unsqueeze, Shape, Size, Gather, Cast, Constant, ConstantOfShape, Expand, Tile, Range.
+// Squeeze, Unsqueeze, Shape, Size, Gather, Cast, CastLike, Constant, ConstantOfShape, EyeLike,
+// Expand, Tile, Range, DepthToSpace, SpaceToDepth.
 #include <numeric>
 #include <optional>
 
+#include "../supernet/channels.h"
 #include "op_registry.h"
 #include "spatial.h"
 
@@ -299,6 +301,49 @@ Kernel build_range(const OpContext&) {
   };
 }
 
+Kernel build_cast_like(const OpContext&) {
+  return [](const Tensors& in, Tensors& out) { out[0] = in[0].to(in[1].scalar_type()); };
+}
+
+// DepthToSpace moves channel blocks into b x b spatial tiles: depth-column-row order (DCR,
+// the default) takes the block index from the leading channels, CRD from the trailing ones.
+Kernel build_depth_to_space(const OpContext& ctx) {
+  int64_t b = ctx.node.attr_int("blocksize", 0);
+  bool crd = ctx.node.attr_str("mode", "DCR") == "CRD";
+  if (b <= 0 || ctx.in(0).shape.size() != 4)
+    fail("{}: DepthToSpace needs a positive blocksize and a 4-D input", ctx.where());
+  return [b, crd](const Tensors& in, Tensors& out) {
+    const at::Tensor& x = in[0];
+    int64_t n = x.size(0), c = x.size(1) / (b * b), h = x.size(2), w = x.size(3);
+    at::Tensor y = crd ? x.reshape({n, c, b, b, h, w}).permute({0, 1, 4, 2, 5, 3})
+                       : x.reshape({n, b, b, c, h, w}).permute({0, 3, 4, 1, 5, 2});
+    out[0] = y.reshape({n, c, h * b, w * b});
+  };
+}
+
+Kernel build_space_to_depth(const OpContext& ctx) {
+  int64_t b = ctx.node.attr_int("blocksize", 0);
+  if (b <= 0 || ctx.in(0).shape.size() != 4)
+    fail("{}: SpaceToDepth needs a positive blocksize and a 4-D input", ctx.where());
+  return [b](const Tensors& in, Tensors& out) {
+    const at::Tensor& x = in[0];
+    int64_t n = x.size(0), c = x.size(1), h = x.size(2) / b, w = x.size(3) / b;
+    out[0] = x.reshape({n, c, h, b, w, b}).permute({0, 3, 5, 1, 2, 4}).reshape({n, c * b * b, h, w});
+  };
+}
+
+// EyeLike: ones on diagonal k of a 2-D tensor shaped like the input, in `dtype` (default the
+// input's type).
+Kernel build_eye_like(const OpContext& ctx) {
+  int64_t k = ctx.node.attr_int("k", 0);
+  const ir::Attribute* dtype = ctx.node.attr("dtype");
+  at::ScalarType type = to_scalar_type(dtype ? static_cast<ir::DType>(dtype->i) : ctx.in(0).dtype);
+  return [k, type](const Tensors& in, Tensors& out) {
+    at::Tensor ones = at::ones(in[0].sizes(), at::kFloat);
+    out[0] = ones.triu(k).tril(k).to(type);
+  };
+}
+
 const RegisterOps reg{
     {"Reshape", build_reshape, nullptr},
     {"Flatten", build_flatten, nullptr},
@@ -318,7 +363,180 @@ const RegisterOps reg{
     {"Expand", build_expand, nullptr},
     {"Tile", build_tile, nullptr},
     {"Range", build_range, nullptr},
+    {"CastLike", build_cast_like, nullptr},
+    {"DepthToSpace", build_depth_to_space, nullptr},
+    {"SpaceToDepth", build_space_to_depth, nullptr},
+    {"EyeLike", build_eye_like, nullptr},
 };
 
+
+// Channels through data movement. Flatten/Reshape to [N, C*H*W] keep channels as runs of H*W
+// features; Concat on the channel axis lays its inputs' channels end to end; Split/Slice on it
+// follow when they cut between whole channel spaces; Squeeze/Unsqueeze/Transpose/Pad move or
+// keep the axis. Anything else (a channel shuffle, a cut through a space) freezes.
+int64_t tail_product(const ir::Shape& s, size_t from) {
+  int64_t p = 1;
+  for (size_t i = from; i < s.size(); ++i) p *= s[i];
+  return p;
+}
+
+void flatten_like(supernet::ChannelContext& c, const ir::Shape& x, const ir::Shape& y) {
+  const supernet::Layout& l = c.in(0);
+  if (l.axis != 1) return c.freeze_all("channels not on axis 1");
+  if (y.size() == 2 && y[0] == x[0] && y[1] == tail_product(x, 1)) {
+    supernet::Layout out = l;
+    out.inner = l.inner * tail_product(x, 2);
+    return c.set_out(0, out);
+  }
+  if (y.size() >= 2 && y[0] == x[0] && y[1] == x[1] && tail_product(y, 2) == tail_product(x, 2) &&
+      (l.inner == 1 || tail_product(x, 2) == 1))
+    return c.pass_through();
+  c.freeze_all("reshape moves channels");
+}
+
+void flatten_channels(supernet::ChannelContext& c) {
+  const ir::Shape& x = c.in_tensor(0).shape;
+  int64_t axis = c.node.attr_int("axis", 1);
+  if (axis < 0) axis += static_cast<int64_t>(x.size());
+  if (axis != 1) return c.freeze_all("flattens the channel axis into another");
+  flatten_like(c, x, c.out_tensor(0).shape);
+}
+
+void reshape_channels(supernet::ChannelContext& c) {
+  flatten_like(c, c.in_tensor(0).shape, c.out_tensor(0).shape);
+}
+
+void squeeze_channels(supernet::ChannelContext& c) {
+  const supernet::Layout& l = c.in(0);
+  const ir::Shape& x = c.in_tensor(0).shape;
+  const ir::Shape& y = c.out_tensor(0).shape;
+  if (!l.valid()) return c.freeze_all("no channel axis");
+  // The channel axis is where the same number of non-unit... dims precede it in both shapes.
+  int64_t before = 0;
+  for (int i = 0; i < l.axis; ++i) before += x[i] != 1;
+  int64_t seen = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    if (seen == before && y[i] == x[l.axis]) {
+      supernet::Layout out = l;
+      out.axis = static_cast<int>(i);
+      return c.set_out(0, out);
+    }
+    seen += y[i] != 1;
+  }
+  c.freeze_all("the channel axis is squeezed away");
+}
+
+void transpose_channels(supernet::ChannelContext& c) {
+  const supernet::Layout& l = c.in(0);
+  std::vector<int64_t> perm = c.node.attr_ints("perm");
+  for (size_t i = 0; l.valid() && i < perm.size(); ++i) {
+    if (perm[i] == l.axis) {
+      supernet::Layout out = l;
+      out.axis = static_cast<int>(i);
+      if (l.inner == 1) return c.set_out(0, out);
+    }
+  }
+  c.freeze_all("transpose moves channels");
+}
+
+void concat_channels(supernet::ChannelContext& c) {
+  const int64_t rank = static_cast<int64_t>(c.out_tensor(0).shape.size());
+  int64_t axis = c.node.attr_int("axis", 0);
+  if (axis < 0) axis += rank;
+  supernet::Layout out;
+  for (size_t k = 0; k < c.node.inputs.size(); ++k) {
+    if (!c.has_in(k)) continue;
+    const supernet::Layout& l = c.in(k);
+    if (c.is_const(k) || !l.valid() || l.inner != 1) return c.freeze_all("concatenates constants");
+    if (axis == l.axis) {
+      if (out.valid() && out.axis != l.axis) return c.freeze_all("channel axes differ");
+      out.axis = l.axis;
+      out.segments.insert(out.segments.end(), l.segments.begin(), l.segments.end());
+    } else if (!out.valid()) {
+      out = l;
+    } else {
+      c.state.unify(out, l, c.why("concatenated along another axis"));
+    }
+  }
+  c.set_out(0, out);
+}
+
+// Sub-layouts for [begin, end) channel ranges that start and end on space boundaries.
+std::optional<supernet::Layout> cut(const supernet::Layout& l, int64_t begin, int64_t end) {
+  supernet::Layout out;
+  out.axis = l.axis;
+  int64_t pos = 0;
+  for (const supernet::Segment& s : l.segments) {
+    int64_t a = pos, b = pos + s.length;
+    pos = b;
+    if (b <= begin || a >= end) continue;
+    if (a < begin || b > end) return std::nullopt;
+    out.segments.push_back(s);
+  }
+  return out;
+}
+
+void split_channels(supernet::ChannelContext& c) {
+  const supernet::Layout& l = c.in(0);
+  const int64_t rank = static_cast<int64_t>(c.in_tensor(0).shape.size());
+  int64_t axis = c.node.attr_int("axis", 0);
+  if (axis < 0) axis += rank;
+  if (!l.valid() || axis != l.axis) {
+    for (size_t k = 0; k < c.node.outputs.size(); ++k) c.set_out(k, l);
+    return;
+  }
+  if (l.inner != 1) return c.freeze_all("splits flattened channels");
+  int64_t begin = 0;
+  for (size_t k = 0; k < c.node.outputs.size(); ++k) {
+    int64_t len = c.node.has_output(k) ? c.out_tensor(k).shape[axis] : 0;
+    auto part = cut(l, begin, begin + len);
+    if (!part) return c.freeze_all("splits inside a channel space");
+    c.set_out(k, *part);
+    begin += len;
+  }
+}
+
+void slice_channels(supernet::ChannelContext& c) {
+  const supernet::Layout& l = c.in(0);
+  const ir::Shape& x = c.in_tensor(0).shape;
+  const ir::Shape& y = c.out_tensor(0).shape;
+  if (!l.valid() || x[l.axis] == y[l.axis]) return c.pass_through();
+  if (c.opset() >= 10 && (!c.is_const(1) || (c.has_in(3) && !c.is_const(3)) ||
+                          (c.has_in(4) && !c.is_const(4))))
+    return c.freeze_all("slice bounds computed at run time");
+  std::vector<int64_t> starts = c.opset() < 10 ? c.node.attr_ints("starts")
+                                                : c.in_tensor(1).value->to_int64();
+  std::vector<int64_t> axes = c.opset() < 10 ? c.node.attr_ints("axes")
+                              : c.has_in(3)  ? c.in_tensor(3).value->to_int64()
+                                             : std::vector<int64_t>{};
+  std::vector<int64_t> steps = c.has_in(4) && c.opset() >= 10 ? c.in_tensor(4).value->to_int64()
+                                                                : std::vector<int64_t>{};
+  for (size_t i = 0; i < starts.size(); ++i) {
+    int64_t a = axes.empty() ? static_cast<int64_t>(i) : axes[i];
+    if (a < 0) a += static_cast<int64_t>(x.size());
+    if (a != l.axis) continue;
+    if (!steps.empty() && steps[i] != 1) return c.freeze_all("strided slice of channels");
+    int64_t s = starts[i] < 0 ? starts[i] + x[a] : std::min(starts[i], x[a]);
+    auto part = cut(l, s, s + y[a]);
+    if (!part || l.inner != 1) return c.freeze_all("slices inside a channel space");
+    return c.set_out(0, *part);
+  }
+  c.freeze_all("slice changes the channel count");
+}
+
+void pad_channels(supernet::ChannelContext& c) {
+  const supernet::Layout& l = c.in(0);
+  const ir::Shape& x = c.in_tensor(0).shape;
+  const ir::Shape& y = c.out_tensor(0).shape;
+  if (l.valid() && x[l.axis] == y[l.axis] && c.node.attr_str("mode", "constant") == "constant")
+    return c.pass_through();
+  c.freeze_all("pads the channel axis");
+}
+
+const RegisterChannelRules channel_rules{
+    {"Flatten", flatten_channels}, {"Reshape", reshape_channels},   {"Squeeze", squeeze_channels},
+    {"Unsqueeze", squeeze_channels}, {"Transpose", transpose_channels}, {"Concat", concat_channels},
+    {"Split", split_channels},     {"Slice", slice_channels},       {"Pad", pad_channels},
+};
 }  // namespace
 }  // namespace autotailor::ops

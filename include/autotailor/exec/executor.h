@@ -48,6 +48,9 @@ class Executor {
 
 // A tensor viewing a constant's bytes; keeps them alive.
 at::Tensor tensor_from_const(const std::shared_ptr<const ir::ConstData>& c);
+// A view of `full` keeping, per axis, the listed indices (ir::Tensor::select): narrow() where
+// they form a contiguous run (no copy), index_select() otherwise.
+at::Tensor select_view(const at::Tensor& full, const std::vector<std::vector<int64_t>>& select);
 // A ConstData holding a copy of a tensor's contents.
 std::shared_ptr<const ir::ConstData> const_from_tensor(const at::Tensor& t);
 

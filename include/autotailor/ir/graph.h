@@ -57,6 +57,8 @@ struct ConstData {
 
   static std::shared_ptr<const ConstData> make(DType t, Shape s, std::vector<std::byte> b);
   static std::shared_ptr<const ConstData> from_int64(const std::vector<int64_t>& v, Shape s);
+  // A copy holding only the selected indices of each axis (see Tensor::select).
+  std::shared_ptr<const ConstData> gather(const std::vector<std::vector<int64_t>>& select) const;
   static std::shared_ptr<const ConstData> from_float(const std::vector<float>& v, Shape s);
 };
 
@@ -78,8 +80,11 @@ struct Tensor {
   Shape shape;                             // static; a symbolic batch dimension is stored as 1
   bool shape_known = true;                 // false only while importing, before inference has run
   std::shared_ptr<const ConstData> value;  // set for weights and constants
-  int producer = -1;                       // node index, -1 for graph inputs and constants
-  std::vector<int> consumers;              // node indices, in order, with repeats
+  // A subnet's view of a shared constant: per axis of `value`, the indices kept (an empty list
+  // keeps the axis whole). `shape` is then the selected shape; `value` keeps the full data.
+  std::vector<std::vector<int64_t>> select;
+  int producer = -1;           // node index, -1 for graph inputs and constants
+  std::vector<int> consumers;  // node indices, in order, with repeats
 
   bool is_const() const { return value != nullptr; }
 };

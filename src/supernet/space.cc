@@ -1,0 +1,425 @@
+#include <fmt/format.h>
+
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "../ops/op_registry.h"
+#include "analysis.h"
+#include "autotailor/common/error.h"
+#include "autotailor/import/shape_inference.h"
+#include "autotailor/supernet/space.h"
+
+namespace autotailor::supernet {
+
+std::unique_ptr<ChannelAnalysis> analyze_channels(const ir::Graph& g) {
+  auto a = std::make_unique<ChannelAnalysis>(g);
+  ChannelState& st = a->state;
+  // The model's input channels never change.
+  for (int id : g.inputs) {
+    const ir::Tensor& t = g.tensor(id);
+    if (t.shape.size() < 2) continue;
+    st.layouts[id] = st.fresh(t.shape[1], 1, "input " + t.name);
+    st.freeze(st.layouts[id], "model input '" + t.name + "'");
+  }
+  for (const ir::Node& n : g.nodes) {
+    ChannelContext ctx{st, n};
+    const ops::OpDef* def = n.domain.empty() ? ops::find_op(n.op_type) : nullptr;
+    if (def && def->channels)
+      def->channels(ctx);
+    else
+      freeze_everything(ctx);
+  }
+  // Nor does the class count (or any other output).
+  for (int id : g.outputs) st.freeze(st.layouts[id], "model output '" + g.tensor(id).name + "'");
+  return a;
+}
+
+namespace {
+
+std::vector<int64_t> width_choices(int64_t size, const SpaceOptions& o) {
+  std::set<int64_t> c;
+  for (double r : o.width_ratios) {
+    double w = r * static_cast<double>(size);
+    int64_t v = size > o.width_multiple
+                    ? static_cast<int64_t>(std::llround(w / o.width_multiple)) * o.width_multiple
+                    : static_cast<int64_t>(std::ceil(w));
+    c.insert(std::clamp<int64_t>(v, 1, size));
+  }
+  c.insert(size);
+  return {c.begin(), c.end()};
+}
+
+}  // namespace
+
+std::vector<WidthGroup> width_groups(ChannelAnalysis& a, const SpaceOptions& o) {
+  ChannelState& st = a.state;
+  const ir::Graph& g = st.graph;
+  std::map<int, int> index_of_root;  // root space -> group index
+  std::vector<WidthGroup> groups;
+  a.group_of_space.assign(st.spaces.size(), -1);
+  for (size_t s = 0; s < st.spaces.size(); ++s) {
+    int r = st.root(static_cast<int>(s));
+    auto [it, added] = index_of_root.emplace(r, static_cast<int>(groups.size()));
+    if (added) {
+      WidthGroup w;
+      w.name = st.spaces[s].origin;
+      w.size = st.spaces[s].size;
+      groups.push_back(w);
+    }
+    a.group_of_space[s] = it->second;
+    groups[it->second].producers.push_back(st.spaces[s].origin);
+  }
+  for (const Binding& b : st.bindings) {
+    std::set<int> seen;
+    for (const Segment& seg : b.layout.segments) {
+      int gi = a.group_of_space[seg.space];
+      if (!seen.insert(gi).second) continue;
+      auto& m = groups[gi].members;
+      if (std::find(m.begin(), m.end(), b.node) == m.end()) m.push_back(b.node);
+    }
+  }
+  for (auto& [root, gi] : index_of_root) {
+    WidthGroup& w = groups[gi];
+    bool user_frozen = std::find(o.freeze.begin(), o.freeze.end(), w.name) != o.freeze.end();
+    if (st.spaces[root].frozen)
+      w.frozen_by = st.spaces[root].frozen_by;
+    else if (!o.elastic_width)
+      w.frozen_by = "elastic width switched off";
+    else if (user_frozen)
+      w.frozen_by = "frozen by the user";
+    else if (w.members.empty())
+      w.frozen_by = "no weights follow these channels";
+    w.choices = w.frozen_by.empty() ? width_choices(w.size, o) : std::vector<int64_t>{w.size};
+    if (!w.elastic() && w.frozen_by.empty()) w.frozen_by = "too narrow to shrink";
+  }
+  (void)g;
+  return groups;
+}
+
+namespace {
+
+// A residual block: Add(s, body(s)) where the body is reached from s alone, nothing outside
+// reads the body, and s feeds only the body and the Add. Removing it leaves s in its place.
+std::vector<SkippableBlock> find_blocks(const ir::Graph& g) {
+  std::vector<char> is_output(g.tensors.size(), 0);
+  for (int id : g.outputs) is_output[id] = 1;
+  std::vector<SkippableBlock> blocks;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const ir::Node& add = g.nodes[i];
+    if (add.op_type != "Add" || add.inputs.size() != 2 || add.outputs.size() != 1) continue;
+    const ir::Shape& ys = g.tensor(add.outputs[0]).shape;
+    for (int side = 0; side < 2; ++side) {
+      int s = add.inputs[side], o = add.inputs[1 - side];
+      if (s == o || g.tensor(s).is_const() || g.tensor(o).is_const()) continue;
+      if (g.tensor(s).shape != ys || g.tensor(o).shape != ys || g.tensor(o).producer < 0) continue;
+      std::set<int> body;
+      std::vector<int> stack{g.tensor(o).producer};
+      bool ok = true;
+      while (ok && !stack.empty()) {
+        int n = stack.back();
+        stack.pop_back();
+        if (!body.insert(n).second) continue;
+        for (int in : g.nodes[n].inputs) {
+          if (in < 0 || in == s || g.tensor(in).is_const()) continue;
+          int p = g.tensor(in).producer;
+          if (p < 0)
+            ok = false;  // reaches a graph input other than the shortcut
+          else
+            stack.push_back(p);
+        }
+      }
+      for (int n : body) {
+        if (!ok) break;
+        for (int out : g.nodes[n].outputs) {
+          if (out >= 0 && is_output[out]) ok = false;
+          for (int c : out >= 0 ? g.tensor(out).consumers : std::vector<int>{})
+            if (c != static_cast<int>(i) && !body.count(c)) ok = false;
+        }
+      }
+      for (int c : g.tensor(s).consumers)
+        if (c != static_cast<int>(i) && !body.count(c)) ok = false;
+      if (!ok || is_output[add.outputs[0]]) continue;
+      SkippableBlock b;
+      b.name = add.name;
+      b.input = g.tensor(s).name;
+      for (int n : body) b.nodes.push_back(g.nodes[n].name);  // std::set: topological order
+      b.nodes.push_back(add.name);
+      blocks.push_back(b);
+      break;
+    }
+  }
+  return blocks;
+}
+
+// Consecutive blocks form a stage: the next block's input is this block's output, directly or
+// through single-consumer single-input ops (the ReLU after a ResNet block's Add).
+std::vector<Stage> find_stages(const ir::Graph& g, const std::vector<SkippableBlock>& blocks) {
+  std::vector<Stage> stages;
+  auto follows = [&](const SkippableBlock& prev, const SkippableBlock& next) {
+    int add = -1;
+    for (size_t i = 0; i < g.nodes.size(); ++i)
+      if (g.nodes[i].name == prev.name) add = static_cast<int>(i);
+    int t = g.nodes[add].outputs[0];
+    for (int hops = 0; hops < 4; ++hops) {
+      if (g.tensor(t).name == next.input) return true;
+      const auto& cons = g.tensor(t).consumers;
+      if (cons.size() != 1) return false;
+      const ir::Node& n = g.nodes[cons[0]];
+      int computed = 0;
+      for (int in : n.inputs) computed += in >= 0 && !g.tensor(in).is_const();
+      if (computed != 1 || n.outputs.size() != 1) return false;
+      t = n.outputs[0];
+    }
+    return false;
+  };
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    if (!stages.empty() && follows(blocks[stages.back().blocks.back()], blocks[b]))
+      stages.back().blocks.push_back(static_cast<int>(b));
+    else
+      stages.push_back({blocks[b].name, {static_cast<int>(b)}, {}});
+  }
+  for (Stage& st : stages)
+    for (int64_t k = 0; k <= static_cast<int64_t>(st.blocks.size()); ++k) st.choices.push_back(k);
+  return stages;
+}
+
+std::vector<KernelChoice> find_kernels(const ir::Graph& g) {
+  std::vector<KernelChoice> out;
+  for (const ir::Node& n : g.nodes) {
+    if (n.op_type != "Conv" || !n.has_input(1) || !g.tensor(n.inputs[1]).is_const()) continue;
+    const ir::Shape& w = g.tensor(n.inputs[1]).shape;
+    if (w.size() != 4 || w[2] != w[3] || w[2] < 5 || w[2] % 2 == 0) continue;
+    bool dilated = false;
+    for (int64_t d : n.attr_ints("dilations")) dilated |= d != 1;
+    if (dilated) continue;
+    std::string auto_pad = n.attr_str("auto_pad", "NOTSET");
+    int64_t k = w[2];
+    std::vector<int64_t> pads = n.attr_ints("pads", {0, 0, 0, 0});
+    int64_t min_pad = *std::min_element(pads.begin(), pads.end());
+    KernelChoice kc{n.name, k, {}};
+    for (int64_t c = 3; c <= k; c += 2)
+      if (c == k || auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER" ||
+          (auto_pad == "NOTSET" && min_pad >= (k - c) / 2))
+        kc.choices.push_back(c);
+    if (kc.choices.size() > 1) out.push_back(kc);
+  }
+  return out;
+}
+
+// Resolution is elastic when nothing but global pooling stands between the last spatial
+// tensor and the classifier, and shape inference accepts every candidate size.
+void find_resolutions(const ir::Graph& g, const SpaceOptions& o, SearchSpace& s) {
+  if (g.inputs.size() != 1) {
+    s.resolution_fixed_by = "the model has several inputs";
+    return;
+  }
+  const ir::Tensor& in = g.tensor(g.inputs[0]);
+  if (in.shape.size() != 4 || in.shape[2] != in.shape[3]) {
+    s.resolution_fixed_by = "the input is not a square image";
+    return;
+  }
+  const std::set<std::string> flattening = {"Flatten", "Reshape", "Gemm", "MatMul", "Transpose"};
+  for (const ir::Node& n : g.nodes) {
+    if (!flattening.count(n.op_type) || !n.has_input(0)) continue;
+    const ir::Shape& x = g.tensor(n.inputs[0]).shape;
+    int64_t spatial = 1;
+    for (size_t d = 2; d < x.size(); ++d) spatial *= x[d];
+    if (x.size() >= 3 && spatial > 1) {
+      s.resolution_fixed_by = fmt::format(
+          "{} '{}' reads spatial positions (no global pooling "
+          "before the classifier)",
+          n.op_type, n.name);
+      return;
+    }
+  }
+  int64_t full = in.shape[2];
+  std::set<int64_t> sizes{full};
+  if (o.elastic_resolution && o.resolutions > 1) {
+    for (int i = 0; i < o.resolutions - 1; ++i) {
+      double r = o.min_resolution_ratio + (1.0 - o.min_resolution_ratio) * i / (o.resolutions - 1);
+      int64_t v = std::llround(r * full / o.resolution_multiple) * o.resolution_multiple;
+      if (v >= o.resolution_multiple && v < full) sizes.insert(v);
+    }
+  }
+  s.resolution = full;
+  for (int64_t v : sizes) {
+    if (v != full) {
+      ir::Graph probe = g;
+      probe.tensor(probe.inputs[0]).shape = {in.shape[0], in.shape[1], v, v};
+      std::string err;
+      if (!infer_graph_shapes(probe, &err)) continue;
+      bool ok = true;
+      for (const ir::Tensor& t : probe.tensors)
+        for (int64_t d : t.shape) ok &= d > 0;
+      for (size_t k = 0; k < g.outputs.size(); ++k)
+        ok &= probe.tensor(probe.outputs[k]).shape == g.tensor(g.outputs[k]).shape;
+      if (!ok) continue;
+    }
+    s.resolutions.push_back(v);
+  }
+  if (!o.elastic_resolution) s.resolution_fixed_by = "elastic resolution switched off";
+}
+
+}  // namespace
+
+SearchSpace analyze(const ir::Graph& g, const SpaceOptions& o) {
+  SearchSpace s;
+  auto a = analyze_channels(g);
+  std::vector<WidthGroup> groups = width_groups(*a, o);
+  std::stable_partition(groups.begin(), groups.end(),
+                        [](const WidthGroup& w) { return w.elastic(); });
+  s.groups = std::move(groups);
+  if (o.elastic_depth) {
+    s.blocks = find_blocks(g);
+    s.stages = find_stages(g, s.blocks);
+    for (Stage& st : s.stages)
+      if (std::find(o.freeze.begin(), o.freeze.end(), st.name) != o.freeze.end())
+        st.choices = {static_cast<int64_t>(st.blocks.size())};
+  }
+  if (o.elastic_kernel) {
+    s.kernels = find_kernels(g);
+    for (KernelChoice& k : s.kernels)
+      if (std::find(o.freeze.begin(), o.freeze.end(), k.node) != o.freeze.end())
+        k.choices = {k.size};
+  }
+  find_resolutions(g, o, s);
+  return s;
+}
+
+double SearchSpace::log10_size() const {
+  double l = 0;
+  for (const WidthGroup& w : groups) l += std::log10(static_cast<double>(w.choices.size()));
+  for (const Stage& st : stages) l += std::log10(static_cast<double>(st.choices.size()));
+  for (const KernelChoice& k : kernels) l += std::log10(static_cast<double>(k.choices.size()));
+  if (!resolutions.empty()) l += std::log10(static_cast<double>(resolutions.size()));
+  return l;
+}
+
+int SearchSpace::elastic_groups() const {
+  return static_cast<int>(
+      std::count_if(groups.begin(), groups.end(), [](const WidthGroup& w) { return w.elastic(); }));
+}
+
+const WidthGroup* SearchSpace::group(const std::string& name) const {
+  for (const WidthGroup& w : groups)
+    if (w.name == name) return &w;
+  return nullptr;
+}
+
+const Stage* SearchSpace::stage(const std::string& name) const {
+  for (const Stage& st : stages)
+    if (st.name == name) return &st;
+  return nullptr;
+}
+
+const KernelChoice* SearchSpace::kernel(const std::string& node) const {
+  for (const KernelChoice& k : kernels)
+    if (k.node == node) return &k;
+  return nullptr;
+}
+
+std::string space_to_json(const SearchSpace& s, int indent) {
+  using nlohmann::json;
+  json groups = json::array(), frozen = json::array(), blocks = json::array(),
+       stages = json::array(), kernels = json::array();
+  for (const WidthGroup& w : s.groups) {
+    if (w.elastic())
+      groups.push_back({{"name", w.name},
+                        {"channels", w.size},
+                        {"choices", w.choices},
+                        {"producers", w.producers},
+                        {"members", w.members}});
+    else
+      frozen.push_back({{"name", w.name}, {"channels", w.size}, {"frozen_by", w.frozen_by}});
+  }
+  for (const SkippableBlock& b : s.blocks)
+    blocks.push_back({{"name", b.name}, {"input", b.input}, {"nodes", b.nodes}});
+  for (const Stage& st : s.stages) {
+    json names = json::array();
+    for (int b : st.blocks) names.push_back(s.blocks[b].name);
+    stages.push_back({{"name", st.name}, {"blocks", names}, {"choices", st.choices}});
+  }
+  for (const KernelChoice& k : s.kernels)
+    kernels.push_back({{"node", k.node}, {"size", k.size}, {"choices", k.choices}});
+  json res = {{"size", s.resolution}, {"choices", s.resolutions}};
+  if (!s.resolution_fixed_by.empty()) res["fixed_by"] = s.resolution_fixed_by;
+  json doc = {{"format", "autotailor-space"}, {"version", 1},
+              {"width_groups", groups},       {"frozen_groups", frozen},
+              {"skippable_blocks", blocks},   {"stages", stages},
+              {"kernels", kernels},           {"resolution", res},
+              {"log10_size", s.log10_size()}};
+  return doc.dump(indent);
+}
+
+namespace {
+// Choices from the file must be a non-empty subset of what the analysis allows.
+std::vector<int64_t> narrowed(const nlohmann::json& j, const std::vector<int64_t>& allowed,
+                              const std::string& where) {
+  std::vector<int64_t> v;
+  try {
+    v = j.at("choices").get<std::vector<int64_t>>();
+  } catch (const std::exception&) {
+    fail("{}: 'choices' must be a list of integers", where);
+  }
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  if (v.empty()) fail("{}: 'choices' is empty", where);
+  for (int64_t x : v)
+    if (std::find(allowed.begin(), allowed.end(), x) == allowed.end())
+      fail("{}: choice {} is not one of [{}]", where, x, fmt::join(allowed, ", "));
+  return v;
+}
+}  // namespace
+
+void apply_space_json(SearchSpace& s, const std::string& text, const std::string& source) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    fail("{}: not valid JSON: {}", source, msg.substr(0, msg.find('\n')));
+  }
+  if (!j.is_object() || j.value("format", "") != "autotailor-space")
+    fail("{}: not an autotailor space.json (no \"format\": \"autotailor-space\")", source);
+  std::set<std::string> listed;
+  for (const auto& e : j.value("width_groups", nlohmann::json::array())) {
+    std::string name = e.value("name", "");
+    auto it = std::find_if(s.groups.begin(), s.groups.end(),
+                           [&](const WidthGroup& w) { return w.name == name; });
+    if (it == s.groups.end() || !it->elastic())
+      fail("{}: width group '{}' is not an elastic group of this model", source, name);
+    it->choices = narrowed(e, it->choices, fmt::format("{}: width group '{}'", source, name));
+    if (it->choices.back() != it->size)
+      fail("{}: width group '{}' must keep its full width {} among its choices", source, name,
+           it->size);
+    listed.insert(name);
+  }
+  for (WidthGroup& w : s.groups)
+    if (w.elastic() && !listed.count(w.name)) {
+      w.choices = {w.size};
+      w.frozen_by = "not listed in " + source;
+    }
+  std::stable_partition(s.groups.begin(), s.groups.end(),
+                        [](const WidthGroup& w) { return w.elastic(); });
+  for (const auto& e : j.value("stages", nlohmann::json::array())) {
+    std::string name = e.value("name", "");
+    auto it = std::find_if(s.stages.begin(), s.stages.end(),
+                           [&](const Stage& st) { return st.name == name; });
+    if (it == s.stages.end()) fail("{}: stage '{}' is not a stage of this model", source, name);
+    it->choices = narrowed(e, it->choices, fmt::format("{}: stage '{}'", source, name));
+  }
+  for (const auto& e : j.value("kernels", nlohmann::json::array())) {
+    std::string name = e.value("node", "");
+    auto it = std::find_if(s.kernels.begin(), s.kernels.end(),
+                           [&](const KernelChoice& k) { return k.node == name; });
+    if (it == s.kernels.end())
+      fail("{}: kernel of '{}' is not elastic in this model", source, name);
+    it->choices = narrowed(e, it->choices, fmt::format("{}: kernel '{}'", source, name));
+  }
+  if (j.contains("resolution") && !s.resolutions.empty())
+    s.resolutions = narrowed(j["resolution"], s.resolutions, source + ": resolution");
+}
+
+}  // namespace autotailor::supernet
