@@ -164,6 +164,36 @@ TEST(Fusion, ResidualAddUsedTwiceIsNotOverwritten) {
   EXPECT_TRUE(test::all_close(got[1], want[1]));
 }
 
+// In-place kernels must not write through views: Reshape and Expand outputs share memory with
+// their inputs, which are still needed (and one is the caller's input).
+TEST(Executor, NoInPlaceWritesThroughViews) {
+  test::ModelBuilder b;
+  b.input("x", {1, 4, 3, 3}).output("y", {1, 4, 3, 3});
+  b.ints("flat", {1, 36}).ints("back", {1, 4, 3, 3});
+  b.node("Reshape", {"x", "flat"}, {"f"});
+  b.node("Relu", {"f"}, {"r"});
+  b.node("Reshape", {"r", "back"}, {"rb"});
+  b.node("Add", {"rb", "x"}, {"y"});
+  auto g = import(b);
+  exec::Executor ex(g);
+  at::Tensor x = at::randn({1, 4, 3, 3});
+  at::Tensor keep = x.clone();
+  at::Tensor y = ex.run({x})[0];
+  EXPECT_TRUE(at::equal(x, keep)) << "the caller's input was modified";
+  EXPECT_TRUE(test::all_close(y, at::relu(keep) + keep));
+
+  test::ModelBuilder e;
+  e.input("x", {1, 4, 1, 1}).output("y", {1, 4, 3, 3});
+  e.ints("shape", {1, 4, 3, 3});
+  e.weight("c", {1, 4, 3, 3});
+  e.node("Expand", {"x", "shape"}, {"big"});
+  e.node("Add", {"big", "c"}, {"y"});
+  auto ge = import(e);
+  exec::Executor ee(ge);
+  at::Tensor xe = at::randn({1, 4, 1, 1});
+  EXPECT_TRUE(test::all_close(ee.run({xe})[0], xe + ee.constant(ge->find("c"))));
+}
+
 TEST(Dump, TextJsonAndDot) {
   test::ModelBuilder b;
   b.input("x", {1, 3, 8, 8}).output("y");

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -150,8 +151,10 @@ std::string compare(const at::Tensor& got, const at::Tensor& want) {
                        want.reshape({-1})[first].item<double>());
   }
   at::Tensor a = got.to(at::kDouble).reshape({-1}), b = want.to(at::kDouble).reshape({-1});
-  at::Tensor ok = at::le(at::abs(a - b), kAtol + kRtol * at::abs(b)) | at::eq(a, b) |
-                  (at::isnan(a) & at::isnan(b));
+  // Infinities must match exactly (as in numpy): |inf - -inf| <= inf would let them pass.
+  at::Tensor ok =
+      (at::le(at::abs(a - b), kAtol + kRtol * at::abs(b)) & at::isfinite(a) & at::isfinite(b)) |
+      at::eq(a, b) | (at::isnan(a) & at::isnan(b));
   if (ok.all().item<bool>()) return "";
   at::Tensor bad = at::logical_not(ok);
   int64_t first = bad.nonzero().reshape({-1})[0].item<int64_t>();
@@ -227,6 +230,21 @@ TEST_P(OnnxBackend, Case) {
   CaseResult r = run_case(c);
   if (r.outcome == Outcome::Unsupported) GTEST_SKIP() << r.reason;
   EXPECT_EQ(r.outcome, Outcome::Passed) << c.id() << ": " << r.reason;
+}
+
+// The comparison itself: ONNX's elementwise tolerance, NaN equal to NaN, exact integers,
+// dtype and shape checked.
+TEST(OnnxBackend, ComparisonFollowsOnnxTolerances) {
+  at::Tensor want = at::tensor({1000.0f, 0.0f, NAN, INFINITY});
+  EXPECT_EQ(compare(want.clone(), want), "");
+  EXPECT_EQ(compare(at::tensor({1000.9f, 0.0f, NAN, INFINITY}), want), "");  // within rtol
+  EXPECT_NE(compare(at::tensor({1001.5f, 0.0f, NAN, INFINITY}), want), "");
+  EXPECT_NE(compare(at::tensor({1000.0f, 1e-6f, NAN, INFINITY}), want), "");  // beyond atol
+  EXPECT_NE(compare(at::tensor({1000.0f, 0.0f, 0.0f, INFINITY}), want), "");
+  EXPECT_NE(compare(at::tensor({1000.0f, 0.0f, NAN, -INFINITY}), want), "");
+  EXPECT_NE(compare(want.to(at::kDouble), want), "");
+  EXPECT_NE(compare(want.reshape({2, 2}), want), "");
+  EXPECT_NE(compare(at::tensor({1000, 1}), at::tensor({1000, 0})), "");
 }
 
 std::string case_test_name(const ::testing::TestParamInfo<BackendCase>& info) {

@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
     std::string msg = e.what();
     std::replace(msg.begin(), msg.end(), '\n', ' ');
     std::cerr << "autotailor: error: " << msg << " (see --help)\n";
-    return e.get_exit_code() ? e.get_exit_code() : 2;
+    return 2;  // bad options, whatever CLI11's own code
   } catch (const autotailor::Error& e) {
     std::cerr << "autotailor: error: " << e.what() << "\n";
     return 1;

@@ -83,7 +83,7 @@ FusedChain find_chain(const ir::Graph& g, size_t i, const std::vector<char>& is_
       int other = m.inputs[0] == cur ? m.inputs[1] : m.inputs[0];
       const ir::Tensor& o = g.tensor(other);
       if (has_sum || other == cur || o.producer >= static_cast<int>(i)) break;
-      p->inplace = !o.is_const() && o.producer >= 0 && o.consumers.size() == 1 && !is_output[other];
+      p->inplace = ops::owns_memory(g, other) && o.consumers.size() == 1 && !is_output[other];
       c.addends.push_back(other);
       has_sum = true;
     }

@@ -17,8 +17,8 @@ bool is_graph_output(const ir::Graph& g, int id) {
   return std::find(g.outputs.begin(), g.outputs.end(), id) != g.outputs.end();
 }
 
-// Shape and Size of a tensor whose static shape is known, unless it carries the batch (a
-// symbolic batch would then be frozen at 1; the executor's Reshape copes with the 1).
+// Shape and Size of a tensor whose static shape is known. A symbolic batch is frozen at 1 in
+// the result; the executor's Reshape lets a leading 1 follow the real batch (shape_ops.cc).
 std::optional<at::Tensor> fold_shape_query(const ir::Graph& g, const ir::Node& n) {
   if (n.op_type != "Shape" && n.op_type != "Size") return std::nullopt;
   const ir::Tensor& x = g.tensor(n.inputs.at(0));

@@ -12,6 +12,7 @@
 #include "../export/model_proto.h"
 #include "autotailor/common/error.h"
 #include "autotailor/common/files.h"
+#include "autotailor/ops/ops.h"
 #include "proto_convert.h"
 
 namespace autotailor {
@@ -245,12 +246,16 @@ void resolve_remaining_shapes(ir::Graph& g) {
   }
   for (int id : unknown_shapes(g)) {
     const ir::Tensor& t = g.tensor(id);
+    const ir::Node& p = g.nodes[t.producer];
+    if (!ops::is_supported(p))
+      unsupported("{}: operator {}{} (opset {}) is not supported", g.describe(p),
+                  p.domain.empty() ? "" : p.domain + ".", p.op_type, g.opset());
     // Shapes that depend on input values (Range over a run-time size, NonZero, ...) and
     // sequence or optional values have no place in a graph analysed at static shapes.
     unsupported(
         "'{}': the shape of '{}' (output of {}) cannot be determined statically; data-dependent "
         "shapes and non-tensor values are not supported",
-                g.source, t.name, g.describe(g.nodes[t.producer]));
+        g.source, t.name, g.describe(g.nodes[t.producer]));
   }
 }
 
@@ -277,6 +282,17 @@ std::shared_ptr<ir::Graph> import_onnx_bytes(const std::string& bytes, const std
          : m.ir_version() <= 0 ? "IR version"
                                : "opset import");
   if (m.graph().node_size() == 0) fail("'{}': the model's graph has no nodes", source);
+  // libonnx checks nodes against the newest schema it knows: name the real problem first.
+  const auto& known = onnx::OpSchemaRegistry::DomainToVersionRange::Instance().Map();
+  for (const auto& op : m.opset_import()) {
+    std::string domain = op.domain() == "ai.onnx" ? "" : op.domain();
+    auto it = known.find(domain);
+    if (it != known.end() && op.version() > it->second.second)
+      fail("'{}' uses opset {} of {}, newer than this build's ONNX supports ({}); re-export with "
+           "opset {} or lower",
+           source, op.version(), domain.empty() ? "ai.onnx" : domain, it->second.second,
+           it->second.second);
+  }
   inline_external_data(m, source);
   bool symbolic = fix_input_batch(m, source);
   try {

@@ -307,7 +307,8 @@ Kernel build_shrink(const OpContext& ctx) {
   double bias = ctx.node.attr_float("bias", 0.0f), lambd = ctx.node.attr_float("lambd", 0.5f);
   return [bias, lambd](const Tensors& in, Tensors& out) {
     at::Tensor x = in[0].to(at::kDouble);
-    at::Tensor y = at::where(x < -lambd, x + bias, at::where(x > lambd, x - bias, at::zeros_like(x)));
+    at::Tensor y =
+        at::where(x < -lambd, x + bias, at::where(x > lambd, x - bias, at::zeros_like(x)));
     out[0] = y.to(in[0].scalar_type());
   };
 }
@@ -410,10 +411,10 @@ const RegisterOps reg{
     {"LogSoftmax", build_softmax<true>, per_element},
     {"Identity", build_identity, nullptr},
     {"Dropout", build_dropout, nullptr},
-    {"Add", build_binary<Bin::Add>, nullptr, add_post},
-    {"Sub", build_binary<Bin::Sub>, nullptr},
+    {"Add", build_binary<Bin::Add>, per_element, add_post},
+    {"Sub", build_binary<Bin::Sub>, per_element},
     {"Mul", build_binary<Bin::Mul>, per_element},
-    {"Div", build_binary<Bin::Div>, nullptr},
+    {"Div", build_binary<Bin::Div>, per_element},
     {"Pow", build_binary<Bin::Pow>, nullptr},
     {"Equal", build_binary<Bin::Equal>, nullptr},
     {"Less", build_binary<Bin::Less>, nullptr},

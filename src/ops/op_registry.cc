@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 namespace autotailor::ops {
 
@@ -35,10 +36,26 @@ std::vector<std::string> op_types() {
   return v;
 }
 
+bool owns_memory(const ir::Graph& g, int tensor_id) {
+  // Ops whose kernels always return fresh memory (or, in place, memory they were allowed to
+  // overwrite). Everything else may return a view of its input (Reshape, Expand, Slice...) or
+  // the input itself (Identity, Cast to the same type, Clip without bounds, Constant).
+  static const std::set<std::string, std::less<>> fresh = {
+      "Conv", "Gemm", "MatMul", "BatchNormalization", "InstanceNormalization",
+      "LayerNormalization", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
+      "Concat", "Softmax", "LogSoftmax", "Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid",
+      "HardSwish", "Add", "Sub", "Mul", "Div", "Pow", "Erf", "Sqrt", "Exp", "Log", "Neg", "Abs",
+      "Reciprocal", "Elu", "Selu", "Softplus", "Softsign", "PRelu", "Gather", "Where"};
+  const ir::Tensor& t = g.tensor(tensor_id);
+  if (t.is_const() || t.producer < 0) return false;
+  const ir::Node& p = g.nodes[t.producer];
+  return p.domain.empty() && fresh.count(p.op_type) > 0;
+}
+
 bool OpContext::can_overwrite(size_t k) const {
   if (training || !has_in(k)) return false;
   const ir::Tensor& t = in(k);
-  if (t.is_const() || t.producer < 0) return false;
+  if (!owns_memory(graph, node.inputs[k])) return false;
   if (t.consumers.size() != 1) return false;
   int id = node.inputs[k];
   for (int o : graph.outputs)

@@ -84,6 +84,9 @@ struct RegisterChannelRules {
       std::initializer_list<std::pair<std::string_view, void (*)(supernet::ChannelContext&)>> rules);
 };
 
+// The tensor's memory belongs to it alone once its producer ran: no view of another tensor.
+bool owns_memory(const ir::Graph& g, int tensor_id);
+
 // Helpers shared by the op files.
 // A tensor viewing a constant's bytes without copying; keeps them alive.
 at::Tensor tensor_from_const(const std::shared_ptr<const ir::ConstData>& c);

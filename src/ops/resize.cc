@@ -22,20 +22,21 @@ struct ResizeSpec {
   std::vector<float> attr_scales;         // Upsample-7
 };
 
-// Where output coordinates o (0..out-1) fall in the input, for one axis.
+// Where output coordinates o (0..out-1) fall in the input, for one axis. `length` is the
+// resized length before rounding down (in * scale), which ONNX's reference uses where the
+// transformation needs the output length.
 at::Tensor source_coordinates(const ResizeSpec& s, int64_t in, int64_t out, double scale,
-                              double roi_start, double roi_end) {
+                              double length, double roi_start, double roi_end) {
   at::Tensor o = at::arange(out, at::kDouble);
   const std::string& t = s.transform;
   if (t == "half_pixel") return (o + 0.5) / scale - 0.5;
-  if (t == "pytorch_half_pixel") return out > 1 ? (o + 0.5) / scale - 0.5 : at::zeros_like(o);
-  if (t == "align_corners")
-    return out > 1 ? o * (static_cast<double>(in - 1) / (out - 1)) : at::zeros_like(o);
+  if (t == "pytorch_half_pixel") return length > 1 ? (o + 0.5) / scale - 0.5 : at::zeros_like(o);
+  if (t == "align_corners") return length == 1 ? at::zeros_like(o) : o * ((in - 1) / (length - 1));
   if (t == "asymmetric") return o / scale;
   if (t == "tf_half_pixel_for_nn") return (o + 0.5) / scale;
   // tf_crop_and_resize
-  if (out == 1) return at::full({1}, 0.5 * (roi_start + roi_end) * (in - 1), at::kDouble);
-  return roi_start * (in - 1) + o * ((roi_end - roi_start) * (in - 1) / (out - 1));
+  if (length == 1) return at::full({out}, 0.5 * (roi_start + roi_end) * (in - 1), at::kDouble);
+  return roi_start * (in - 1) + o * ((roi_end - roi_start) * (in - 1) / (length - 1));
 }
 
 at::Tensor nearest_index(const ResizeSpec& s, const at::Tensor& x) {
@@ -79,15 +80,16 @@ std::vector<std::pair<at::Tensor, at::Tensor>> taps(const ResizeSpec& s, const a
 
 // Resizes axis `d` of y to `out` elements.
 at::Tensor resize_axis(const ResizeSpec& s, const at::Tensor& y, int64_t d, int64_t out,
-                       double scale, double roi_start, double roi_end) {
+                       double scale, double length, double roi_start, double roi_end) {
   int64_t in = y.size(d);
-  at::Tensor x = source_coordinates(s, in, out, scale, roi_start, roi_end);
+  at::Tensor x = source_coordinates(s, in, out, scale, length, roi_start, roi_end);
   std::vector<int64_t> along(y.dim(), 1);
   along[d] = out;
   at::Tensor result;
   for (auto& [idx, w] : taps(s, x, in)) {
     at::Tensor picked = y.index_select(d, at::clamp(idx, 0, in - 1).to(at::kLong));
-    at::Tensor term = s.mode == Interp::Nearest ? picked : picked * w.to(y.scalar_type()).view(along);
+    at::Tensor term =
+        s.mode == Interp::Nearest ? picked : picked * w.to(y.scalar_type()).view(along);
     result = result.defined() ? result + term : term;
   }
   if (s.transform == "tf_crop_and_resize") {
@@ -106,24 +108,31 @@ Kernel make_resize(const ResizeSpec& spec) {
   return [spec](const Tensors& in, Tensors& out) {
     const at::Tensor& x = in[0];
     int64_t rank = x.dim();
-    auto given = [&in](int k) { return k >= 0 && static_cast<size_t>(k) < in.size() &&
-                                       in[k].defined() && in[k].numel() > 0; };
-    std::vector<double> scales(rank, 1.0);
+    auto given = [&in](int k) {
+      return k >= 0 && static_cast<size_t>(k) < in.size() && in[k].defined() && in[k].numel() > 0;
+    };
+    std::vector<double> scales(rank, 1.0), lengths(rank);
     std::vector<int64_t> sizes(rank);
     if (given(spec.sizes)) {
       sizes = to_int64s(in[spec.sizes]);
-      for (int64_t d = 0; d < rank; ++d)
+      if (sizes.size() != static_cast<size_t>(rank))
+        throw Error("Resize: sizes must have one value per input dimension");
+      for (int64_t d = 0; d < rank; ++d) {
         scales[d] = static_cast<double>(sizes[d]) / static_cast<double>(x.size(d));
+        lengths[d] = static_cast<double>(sizes[d]);
+      }
     } else {
       if (given(spec.scales))
         scales = doubles(in[spec.scales]);
       else if (!spec.attr_scales.empty())
         scales.assign(spec.attr_scales.begin(), spec.attr_scales.end());
-      for (int64_t d = 0; d < rank; ++d)
-        sizes[d] = static_cast<int64_t>(std::floor(x.size(d) * scales[d]));
+      if (scales.size() != static_cast<size_t>(rank))
+        throw Error("Resize: scales must have one value per input dimension");
+      for (int64_t d = 0; d < rank; ++d) {
+        lengths[d] = x.size(d) * scales[d];
+        sizes[d] = static_cast<int64_t>(std::floor(lengths[d]));
+      }
     }
-    if (scales.size() != static_cast<size_t>(rank) || sizes.size() != static_cast<size_t>(rank))
-      throw Error("Resize: scales or sizes must have one value per input dimension");
     std::vector<double> roi(2 * rank, 0.0);
     for (int64_t d = 0; d < rank; ++d) roi[rank + d] = 1.0;
     if (given(spec.roi)) roi = doubles(in[spec.roi]);
@@ -136,7 +145,7 @@ Kernel make_resize(const ResizeSpec& spec) {
     at::Tensor y = exact ? x : x.to(at::kDouble);
     for (int64_t d = rank - 1; d >= 0; --d) {
       if (sizes[d] == x.size(d) && scales[d] == 1.0 && !crop) continue;
-      y = resize_axis(spec, y, d, sizes[d], scales[d], roi[d], roi[rank + d]);
+      y = resize_axis(spec, y, d, sizes[d], scales[d], lengths[d], roi[d], roi[rank + d]);
     }
     out[0] = exact ? y : y.to(type);
   };
@@ -165,8 +174,8 @@ Kernel build_resize(const OpContext& ctx) {
   s.cubic_a = ctx.node.attr_float("cubic_coeff_a", -0.75f);
   s.exclude_outside = ctx.node.attr_int("exclude_outside", 0) != 0;
   s.extrapolation = ctx.node.attr_float("extrapolation_value", 0.0f);
-  static const char* transforms[] = {"half_pixel",    "pytorch_half_pixel",   "align_corners",
-                                     "asymmetric",    "tf_half_pixel_for_nn", "tf_crop_and_resize"};
+  static const char* transforms[] = {"half_pixel", "pytorch_half_pixel",   "align_corners",
+                                     "asymmetric", "tf_half_pixel_for_nn", "tf_crop_and_resize"};
   if (std::find(std::begin(transforms), std::end(transforms), s.transform) == std::end(transforms))
     unsupported("{}: coordinate_transformation_mode '{}' is not supported", ctx.where(),
                 s.transform);

@@ -328,7 +328,8 @@ Kernel build_space_to_depth(const OpContext& ctx) {
   return [b](const Tensors& in, Tensors& out) {
     const at::Tensor& x = in[0];
     int64_t n = x.size(0), c = x.size(1), h = x.size(2) / b, w = x.size(3) / b;
-    out[0] = x.reshape({n, c, h, b, w, b}).permute({0, 3, 5, 1, 2, 4}).reshape({n, c * b * b, h, w});
+    out[0] =
+        x.reshape({n, c, h, b, w, b}).permute({0, 3, 5, 1, 2, 4}).reshape({n, c * b * b, h, w});
   };
 }
 
