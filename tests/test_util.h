@@ -5,6 +5,9 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "autotailor/exec/executor.h"
+#include "autotailor/import/tensor_file.h"
+
 #include <sys/wait.h>
 #include <cstdio>
 #include <filesystem>
@@ -77,6 +80,33 @@ inline ::testing::AssertionResult all_close(const at::Tensor& got, const at::Ten
   double tol = atol + rtol * scale;
   if (diff <= tol) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "max |diff| " << diff << " > tolerance " << tol;
+}
+
+// Runs `model` in ONNX Runtime (tools/ort_run.js, the independent check of our exports) on one
+// input; files go to `dir`.
+inline at::Tensor run_onnxruntime(const std::string& model, const at::Tensor& input,
+                                  const std::string& dir) {
+  std::string in = dir + "/ort_in.pb", out = dir + "/ort_out.pb";
+  autotailor::write_tensor_file(in, *autotailor::exec::const_from_tensor(input));
+  std::filesystem::remove(out);
+  std::string cmd = "node " + std::string(AUTOTAILOR_SOURCE_DIR) + "/tools/ort_run.js run '" +
+                    model + "' --input " + in + " --output " + out + " 2>" + dir + "/ort.err";
+  if (std::system(cmd.c_str()) != 0) {
+    ADD_FAILURE() << "ONNX Runtime failed on " << model << ": " << slurp(dir + "/ort.err");
+    return {};
+  }
+  return autotailor::exec::tensor_from_const(autotailor::read_tensor_file(out));
+}
+
+// Python's ONNX checker (full check) over files; true when every one passes.
+inline ::testing::AssertionResult python_onnx_checker(const std::vector<std::string>& files) {
+  std::string cmd =
+      "/usr/bin/python3 -c \"import onnx,sys; [onnx.checker.check_model(p, "
+      "full_check=True) for p in sys.argv[1:]]\"";
+  for (const auto& f : files) cmd += " '" + f + "'";
+  if (std::system((cmd + " >/dev/null 2>&1").c_str()) == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "onnx.checker rejected one of " << files.size() << " files";
 }
 
 }  // namespace autotailor::test

@@ -220,6 +220,9 @@ void find_resolutions(const ir::Graph& g, const SpaceOptions& o, SearchSpace& s)
     s.resolution_fixed_by = "the input is not a square image";
     return;
   }
+  // A square image input: its size is recorded even when it cannot change.
+  s.resolution = in.shape[2];
+  s.resolutions = {in.shape[2]};
   const std::set<std::string> flattening = {"Flatten", "Reshape", "Gemm", "MatMul", "Transpose"};
   for (const ir::Node& n : g.nodes) {
     if (!flattening.count(n.op_type) || !n.has_input(0)) continue;
@@ -235,6 +238,7 @@ void find_resolutions(const ir::Graph& g, const SpaceOptions& o, SearchSpace& s)
     }
   }
   int64_t full = in.shape[2];
+  s.resolutions.clear();
   std::set<int64_t> sizes{full};
   if (o.elastic_resolution && o.resolutions > 1) {
     for (int i = 0; i < o.resolutions - 1; ++i) {
@@ -243,7 +247,6 @@ void find_resolutions(const ir::Graph& g, const SpaceOptions& o, SearchSpace& s)
       if (v >= o.resolution_multiple && v < full) sizes.insert(v);
     }
   }
-  s.resolution = full;
   for (int64_t v : sizes) {
     if (v != full) {
       ir::Graph probe = g;
@@ -259,7 +262,10 @@ void find_resolutions(const ir::Graph& g, const SpaceOptions& o, SearchSpace& s)
     }
     s.resolutions.push_back(v);
   }
-  if (!o.elastic_resolution) s.resolution_fixed_by = "elastic resolution switched off";
+  if (!o.elastic_resolution)
+    s.resolution_fixed_by = "elastic resolution switched off";
+  else if (s.resolutions.size() == 1)
+    s.resolution_fixed_by = "no smaller input size passes shape inference";
 }
 
 }  // namespace
