@@ -6,6 +6,8 @@
 #include <fstream>
 #include <random>
 
+#include "autotailor/exec/executor.h"
+#include "autotailor/import/tensor_file.h"
 #include "model_builder.h"
 #include "test_util.h"
 
@@ -84,6 +86,45 @@ TEST(Cli, BenchJsonHasMedian) {
   EXPECT_GT(j["median_ms"].get<double>(), 0.0);
   EXPECT_EQ(j["batch"], 2);
   EXPECT_EQ(j["threads"], 1);
+}
+
+// supernet -> run DIR -> export, as a user scripts it.
+TEST(Cli, SupernetRunAndExport) {
+  std::string dir = test::temp_dir("supernet_cli");
+  std::string sn = dir + "/sn";
+  auto r = run_cli("supernet " + test::fixture("mobilenet_v3_small.onnx") + " -o " + sn);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(fs::exists(sn + "/supernet.onnx"));
+  auto space = nlohmann::json::parse(test::slurp(sn + "/space.json"));
+  EXPECT_EQ(space["format"], "autotailor-space");
+  EXPECT_GT(space["width_groups"].size(), 5u);
+
+  auto run = run_cli("run " + sn + " --input " + test::fixture("mobilenet_v3_small.in4.pb") +
+                     " --output " + dir + "/y.pb");
+  ASSERT_EQ(run.status, 0) << run.err;
+  auto y = exec::tensor_from_const(read_tensor_file(dir + "/y.pb"));
+  auto want =
+      exec::tensor_from_const(read_tensor_file(test::fixture("mobilenet_v3_small.out4.pb")));
+  EXPECT_TRUE(test::all_close(y, want)) << "run DIR (max subnet) vs PyTorch";
+
+  auto ex = run_cli("export " + sn + " --subnet random:4 -o " + dir + "/v.onnx");
+  ASSERT_EQ(ex.status, 0) << ex.err;
+  auto again = run_cli("inspect " + dir + "/v.onnx --json");
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_LT(nlohmann::json::parse(again.out)["stats"]["macs"].get<double>(),
+            nlohmann::json::parse(
+                run_cli("inspect " + test::fixture("mobilenet_v3_small.onnx") + " --json")
+                    .out)["stats"]["macs"]
+                .get<double>());
+
+  auto js = run_cli("inspect " + test::fixture("resnet18.onnx") + " --space --json --dot " + dir +
+                    "/s.dot");
+  ASSERT_EQ(js.status, 0) << js.err;
+  auto j = nlohmann::json::parse(js.out);
+  EXPECT_EQ(j["space"]["width_groups"].size(), 12u);
+  EXPECT_EQ(j["space"]["skippable_blocks"].size(), 5u);
+  EXPECT_GT(j["space"]["log10_size"].get<double>(), 5.0);
+  EXPECT_NE(test::slurp(dir + "/s.dot").find("fillcolor"), std::string::npos);
 }
 
 class BadInput : public ::testing::Test {
@@ -174,6 +215,32 @@ TEST_F(BadInput, BadOptions) {
       fails_cleanly(run_cli("bench " + test::fixture("resnet18.onnx") + " --batch 0"), "--batch"));
   EXPECT_TRUE(fails_cleanly(run_cli("frobnicate"), "frobnicate"));
   EXPECT_TRUE(fails_cleanly(run_cli("inspect"), "model"));
+}
+
+TEST_F(BadInput, InvalidSubnetConfig) {
+  std::string sn = path("sn");
+  ASSERT_EQ(run_cli("supernet " + test::fixture("resnet18.onnx") + " -o " + sn).status, 0);
+  auto space = nlohmann::json::parse(test::slurp(sn + "/space.json"));
+  std::string group = space["width_groups"][0]["name"];
+  auto export_with = [&](const std::string& json) {
+    write("cfg.json", json);
+    auto r = run_cli("export " + sn + " --subnet " + path("cfg.json") + " -o " + path("v.onnx"));
+    EXPECT_FALSE(fs::exists(path("v.onnx")));
+    return r;
+  };
+  EXPECT_TRUE(
+      fails_cleanly(export_with(R"({"format":"autotailor-subnet","widths":{"no_such_group":8}})"),
+                    "unknown width group 'no_such_group'"));
+  EXPECT_TRUE(fails_cleanly(
+      export_with(R"({"format":"autotailor-subnet","widths":{")" + group + R"(":7}})"),
+      "is not one of"));
+  EXPECT_TRUE(fails_cleanly(export_with(R"({"format":"autotailor-subnet","resolution":100})"),
+                            "resolution"));
+  EXPECT_TRUE(fails_cleanly(export_with("{ not json"), "not valid JSON"));
+  EXPECT_TRUE(fails_cleanly(run_cli("export " + sn + " --subnet random:x -o " + path("v.onnx")),
+                            "random:"));
+  EXPECT_TRUE(
+      fails_cleanly(run_cli("export " + path("") + " -o " + path("v.onnx")), "supernet.onnx"));
 }
 
 TEST_F(BadInput, NotATensorFile) {
