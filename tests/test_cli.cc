@@ -243,6 +243,52 @@ TEST_F(BadInput, InvalidSubnetConfig) {
       fails_cleanly(run_cli("export " + path("") + " -o " + path("v.onnx")), "supernet.onnx"));
 }
 
+TEST_F(BadInput, OpsetAndIrVersionNewerThanLibonnx) {
+  test::ModelBuilder b(18);
+  b.input("x", {1, 3, 8, 8}).output("y", {1, 3, 8, 8});
+  b.node("Relu", {"x"}, {"y"});
+  b.save(path("opset18.onnx"));
+  EXPECT_TRUE(fails_cleanly(run_cli("inspect " + path("opset18.onnx")), "opset 18"));
+  test::ModelBuilder c;
+  c.input("x", {1, 3, 8, 8}).output("y", {1, 3, 8, 8});
+  c.node("Relu", {"x"}, {"y"});
+  c.proto().set_ir_version(99);
+  c.save(path("ir99.onnx"));
+  EXPECT_TRUE(fails_cleanly(run_cli("inspect " + path("ir99.onnx")), "ir99.onnx"));
+}
+
+TEST_F(BadInput, ExternalDataFileMissing) {
+  test::ModelBuilder b;
+  b.input("x", {1, 2}).output("y", {1, 2});
+  b.weight("w", {2, 2});
+  auto* w = b.proto().mutable_graph()->mutable_initializer(0);
+  w->clear_raw_data();
+  w->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* loc = w->add_external_data();
+  loc->set_key("location");
+  loc->set_value("weights.bin");
+  b.node("MatMul", {"x", "w"}, {"y"});
+  b.save(path("ext.onnx"));
+  EXPECT_TRUE(fails_cleanly(run_cli("inspect " + path("ext.onnx")), "weights.bin"));
+  // With the file present the model loads.
+  std::vector<float> data = {1, 2, 3, 4};
+  write("weights.bin", std::string(reinterpret_cast<const char*>(data.data()), 16));
+  EXPECT_EQ(run_cli("inspect " + path("ext.onnx")).status, 0);
+}
+
+TEST_F(BadInput, UnwritableOutput) {
+  auto r = run_cli("export " + path("nowhere") + " -o /proc/forbidden.onnx");
+  EXPECT_TRUE(fails_cleanly(r, "nowhere"));
+  std::string sn = path("sn");
+  ASSERT_EQ(run_cli("supernet " + test::fixture("mobilenet_v3_small.onnx") + " -o " + sn).status,
+            0);
+  EXPECT_TRUE(
+      fails_cleanly(run_cli("export " + sn + " -o /proc/forbidden.onnx"), "/proc/forbidden.onnx"));
+  EXPECT_TRUE(fails_cleanly(
+      run_cli("supernet " + test::fixture("mobilenet_v3_small.onnx") + " -o /proc/x/sn"),
+      "/proc/x/sn"));
+}
+
 TEST_F(BadInput, NotATensorFile) {
   write("x.pb", "definitely not a tensor");
   EXPECT_TRUE(fails_cleanly(run_cli("run " + test::fixture("resnet18.onnx") + " --input " +

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "autotailor/common/error.h"
+#include "autotailor/common/files.h"
 #include "autotailor/exec/executor.h"
 #include "autotailor/export/export.h"
 #include "autotailor/import/onnx_import.h"
@@ -55,6 +56,7 @@ void add_supernet(CLI::App& app) {
   cmd->add_option("-o,--output", a->out, "Output directory")->required();
   a->flags.add(cmd);
   cmd->callback([a] {
+    ensure_writable_dir(a->out);
     std::shared_ptr<ir::Graph> g = import_onnx(a->model);
     supernet::Supernet plain(g, a->flags.resolved());
     a->flags.narrow(plain.space());

@@ -46,4 +46,17 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
   }
 }
 
+void ensure_writable_dir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) fail("cannot create output directory '{}': {}", dir, ec.message());
+  if (!fs::is_directory(dir)) fail("output '{}' exists and is not a directory", dir);
+  fs::path probe = fs::path(dir) / (".write-test." + std::to_string(::getpid()));
+  FILE* f = std::fopen(probe.c_str(), "wb");
+  if (!f) fail("cannot write into '{}': {}", dir, std::strerror(errno));
+  std::fclose(f);
+  fs::remove(probe, ec);
+}
+
 }  // namespace autotailor

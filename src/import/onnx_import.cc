@@ -288,10 +288,11 @@ std::shared_ptr<ir::Graph> import_onnx_bytes(const std::string& bytes, const std
     std::string domain = op.domain() == "ai.onnx" ? "" : op.domain();
     auto it = known.find(domain);
     if (it != known.end() && op.version() > it->second.second)
-      fail("'{}' uses opset {} of {}, newer than this build's ONNX supports ({}); re-export with "
-           "opset {} or lower",
-           source, op.version(), domain.empty() ? "ai.onnx" : domain, it->second.second,
-           it->second.second);
+      fail(
+          "'{}' uses opset {} of {}, newer than this build's ONNX supports ({}); re-export with "
+          "opset {} or lower",
+          source, op.version(), domain.empty() ? "ai.onnx" : domain, it->second.second,
+          it->second.second);
   }
   inline_external_data(m, source);
   bool symbolic = fix_input_batch(m, source);

@@ -448,11 +448,12 @@ const RegisterOps reg{
     {"Hardmax", build_hardmax, nullptr},
 };
 
-
 // Channels: element-wise ops keep them. Operands that broadcast are aligned from the right;
 // every computed operand that spans the output's channel axis must keep the same channels
 // (unified), constants spanning it are sliced along, operands of size 1 there are untouched.
-void same_channels(supernet::ChannelContext& c) { c.pass_through(); }
+void same_channels(supernet::ChannelContext& c) {
+  c.pass_through();
+}
 
 void broadcast_channels(supernet::ChannelContext& c) {
   const ir::Shape& y = c.out_tensor(0).shape;
@@ -484,23 +485,17 @@ void broadcast_channels(supernet::ChannelContext& c) {
 }
 
 const RegisterChannelRules channel_rules{
-    {"Relu", same_channels},        {"Sigmoid", same_channels},
-    {"Tanh", same_channels},        {"Erf", same_channels},
-    {"Sqrt", same_channels},        {"Exp", same_channels},
-    {"Log", same_channels},         {"Neg", same_channels},
-    {"Abs", same_channels},         {"Reciprocal", same_channels},
-    {"Floor", same_channels},       {"Ceil", same_channels},
-    {"Sign", same_channels},        {"LeakyRelu", same_channels},
-    {"Elu", same_channels},         {"Selu", same_channels},
-    {"HardSigmoid", same_channels}, {"HardSwish", same_channels},
-    {"Softplus", same_channels},    {"Softsign", same_channels},
-    {"Clip", same_channels},        {"Identity", same_channels},
-    {"Dropout", same_channels},     {"PRelu", broadcast_channels},
-    {"Add", broadcast_channels},    {"Sub", broadcast_channels},
-    {"Mul", broadcast_channels},    {"Div", broadcast_channels},
-    {"Pow", broadcast_channels},    {"Sum", broadcast_channels},
-    {"Max", broadcast_channels},    {"Min", broadcast_channels},
-    {"Mean", broadcast_channels},
+    {"Relu", same_channels},       {"Sigmoid", same_channels},     {"Tanh", same_channels},
+    {"Erf", same_channels},        {"Sqrt", same_channels},        {"Exp", same_channels},
+    {"Log", same_channels},        {"Neg", same_channels},         {"Abs", same_channels},
+    {"Reciprocal", same_channels}, {"Floor", same_channels},       {"Ceil", same_channels},
+    {"Sign", same_channels},       {"LeakyRelu", same_channels},   {"Elu", same_channels},
+    {"Selu", same_channels},       {"HardSigmoid", same_channels}, {"HardSwish", same_channels},
+    {"Softplus", same_channels},   {"Softsign", same_channels},    {"Clip", same_channels},
+    {"Identity", same_channels},   {"Dropout", same_channels},     {"PRelu", broadcast_channels},
+    {"Add", broadcast_channels},   {"Sub", broadcast_channels},    {"Mul", broadcast_channels},
+    {"Div", broadcast_channels},   {"Pow", broadcast_channels},    {"Sum", broadcast_channels},
+    {"Max", broadcast_channels},   {"Min", broadcast_channels},    {"Mean", broadcast_channels},
 };
 }  // namespace
 }  // namespace autotailor::ops

@@ -40,12 +40,44 @@ bool owns_memory(const ir::Graph& g, int tensor_id) {
   // Ops whose kernels always return fresh memory (or, in place, memory they were allowed to
   // overwrite). Everything else may return a view of its input (Reshape, Expand, Slice...) or
   // the input itself (Identity, Cast to the same type, Clip without bounds, Constant).
-  static const std::set<std::string, std::less<>> fresh = {
-      "Conv", "Gemm", "MatMul", "BatchNormalization", "InstanceNormalization",
-      "LayerNormalization", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
-      "Concat", "Softmax", "LogSoftmax", "Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid",
-      "HardSwish", "Add", "Sub", "Mul", "Div", "Pow", "Erf", "Sqrt", "Exp", "Log", "Neg", "Abs",
-      "Reciprocal", "Elu", "Selu", "Softplus", "Softsign", "PRelu", "Gather", "Where"};
+  static const std::set<std::string, std::less<>> fresh = {"Conv",
+                                                           "Gemm",
+                                                           "MatMul",
+                                                           "BatchNormalization",
+                                                           "InstanceNormalization",
+                                                           "LayerNormalization",
+                                                           "MaxPool",
+                                                           "AveragePool",
+                                                           "GlobalAveragePool",
+                                                           "GlobalMaxPool",
+                                                           "Concat",
+                                                           "Softmax",
+                                                           "LogSoftmax",
+                                                           "Relu",
+                                                           "Sigmoid",
+                                                           "Tanh",
+                                                           "LeakyRelu",
+                                                           "HardSigmoid",
+                                                           "HardSwish",
+                                                           "Add",
+                                                           "Sub",
+                                                           "Mul",
+                                                           "Div",
+                                                           "Pow",
+                                                           "Erf",
+                                                           "Sqrt",
+                                                           "Exp",
+                                                           "Log",
+                                                           "Neg",
+                                                           "Abs",
+                                                           "Reciprocal",
+                                                           "Elu",
+                                                           "Selu",
+                                                           "Softplus",
+                                                           "Softsign",
+                                                           "PRelu",
+                                                           "Gather",
+                                                           "Where"};
   const ir::Tensor& t = g.tensor(tensor_id);
   if (t.is_const() || t.producer < 0) return false;
   const ir::Node& p = g.nodes[t.producer];

@@ -81,7 +81,8 @@ struct RegisterOps {
 // Adds channel rules to ops registered above it (kept next to the op's kernel).
 struct RegisterChannelRules {
   RegisterChannelRules(
-      std::initializer_list<std::pair<std::string_view, void (*)(supernet::ChannelContext&)>> rules);
+      std::initializer_list<std::pair<std::string_view, void (*)(supernet::ChannelContext&)>>
+          rules);
 };
 
 // The tensor's memory belongs to it alone once its producer ran: no view of another tensor.

@@ -370,7 +370,6 @@ const RegisterOps reg{
     {"EyeLike", build_eye_like, nullptr},
 };
 
-
 // Channels through data movement. Flatten/Reshape to [N, C*H*W] keep channels as runs of H*W
 // features; Concat on the channel axis lays its inputs' channels end to end; Split/Slice on it
 // follow when they cut between whole channel spaces; Squeeze/Unsqueeze/Transpose/Pad move or
@@ -502,16 +501,16 @@ void slice_channels(supernet::ChannelContext& c) {
   const ir::Shape& x = c.in_tensor(0).shape;
   const ir::Shape& y = c.out_tensor(0).shape;
   if (!l.valid() || x[l.axis] == y[l.axis]) return c.pass_through();
-  if (c.opset() >= 10 && (!c.is_const(1) || (c.has_in(3) && !c.is_const(3)) ||
-                          (c.has_in(4) && !c.is_const(4))))
+  if (c.opset() >= 10 &&
+      (!c.is_const(1) || (c.has_in(3) && !c.is_const(3)) || (c.has_in(4) && !c.is_const(4))))
     return c.freeze_all("slice bounds computed at run time");
-  std::vector<int64_t> starts = c.opset() < 10 ? c.node.attr_ints("starts")
-                                                : c.in_tensor(1).value->to_int64();
+  std::vector<int64_t> starts =
+      c.opset() < 10 ? c.node.attr_ints("starts") : c.in_tensor(1).value->to_int64();
   std::vector<int64_t> axes = c.opset() < 10 ? c.node.attr_ints("axes")
                               : c.has_in(3)  ? c.in_tensor(3).value->to_int64()
                                              : std::vector<int64_t>{};
-  std::vector<int64_t> steps = c.has_in(4) && c.opset() >= 10 ? c.in_tensor(4).value->to_int64()
-                                                                : std::vector<int64_t>{};
+  std::vector<int64_t> steps =
+      c.has_in(4) && c.opset() >= 10 ? c.in_tensor(4).value->to_int64() : std::vector<int64_t>{};
   for (size_t i = 0; i < starts.size(); ++i) {
     int64_t a = axes.empty() ? static_cast<int64_t>(i) : axes[i];
     if (a < 0) a += static_cast<int64_t>(x.size());
@@ -535,9 +534,15 @@ void pad_channels(supernet::ChannelContext& c) {
 }
 
 const RegisterChannelRules channel_rules{
-    {"Flatten", flatten_channels}, {"Reshape", reshape_channels},   {"Squeeze", squeeze_channels},
-    {"Unsqueeze", squeeze_channels}, {"Transpose", transpose_channels}, {"Concat", concat_channels},
-    {"Split", split_channels},     {"Slice", slice_channels},       {"Pad", pad_channels},
+    {"Flatten", flatten_channels},
+    {"Reshape", reshape_channels},
+    {"Squeeze", squeeze_channels},
+    {"Unsqueeze", squeeze_channels},
+    {"Transpose", transpose_channels},
+    {"Concat", concat_channels},
+    {"Split", split_channels},
+    {"Slice", slice_channels},
+    {"Pad", pad_channels},
 };
 }  // namespace
 }  // namespace autotailor::ops

@@ -95,7 +95,7 @@ Supernet Supernet::load(const std::string& dir) {
 }
 
 void Supernet::save(const std::string& dir) const {
-  std::filesystem::create_directories(dir);
+  ensure_writable_dir(dir);
   save_onnx(*graph_, (std::filesystem::path(dir) / "supernet.onnx").string());
   nlohmann::json j = nlohmann::json::parse(space_to_json(space_));
   j["options"] = options_json(options_);
