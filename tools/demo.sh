@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a demo model: sets up, builds, exports torchvision's mobilenet_v2 (random
 # seeded weights) with a reference input and PyTorch's output, then inspects, runs and
-# benchmarks it. Until the trained demo model ships in models/, this is the end-to-end path.
+# benchmarks it, turns it into a SuperNet and exports its smallest member. Until `compile` and
+# the trained demo model in models/ exist, this is the end-to-end path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/build.sh
@@ -19,3 +20,7 @@ print(f"autotailor run vs PyTorch (batch 4): max |diff| {diff:.2e}, tolerance {t
 sys.exit(0 if diff <= tol else 1)
 PY
 build/autotailor bench "$demo/mobilenet_v2.onnx" --threads 1 --runs 10
+build/autotailor supernet "$demo/mobilenet_v2.onnx" -o "$demo/supernet"
+build/autotailor export "$demo/supernet" --subnet min -o "$demo/mobilenet_v2.min.onnx"
+build/autotailor inspect "$demo/mobilenet_v2.min.onnx" | sed -n '/^params/,/^MACs/p'
+build/autotailor bench "$demo/mobilenet_v2.min.onnx" --threads 1 --runs 10
