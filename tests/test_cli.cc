@@ -127,6 +127,32 @@ TEST(Cli, SupernetRunAndExport) {
   EXPECT_NE(test::slurp(dir + "/s.dot").find("fillcolor"), std::string::npos);
 }
 
+// Flags and an override file reshape the space: switch dimensions off, freeze, change ratios.
+TEST(Cli, SpaceOptions) {
+  std::string model = test::fixture("resnet18.onnx");
+  auto space = [&](const std::string& flags) {
+    auto r = run_cli("inspect " + model + " --space --json " + flags);
+    EXPECT_EQ(r.status, 0) << r.err;
+    return nlohmann::json::parse(r.out)["space"];
+  };
+  auto full = space("");
+  EXPECT_EQ(space("--no-depth")["skippable_blocks"].size(), 0u);
+  EXPECT_EQ(space("--no-kernel")["kernels"].size(), 0u);
+  EXPECT_EQ(space("--no-resolution")["resolution"]["choices"].size(), 1u);
+  EXPECT_EQ(space("--no-width")["width_groups"].size(), 0u);
+  EXPECT_EQ(space("--width-ratios 0.5,1")["width_groups"][0]["choices"].size(), 2u);
+  std::string first = full["width_groups"][0]["name"];
+  EXPECT_EQ(space("--freeze " + first)["width_groups"].size(), 11u);
+  std::string dir = test::temp_dir("space_cfg");
+  std::ofstream(dir + "/narrow.json")
+      << R"({"format":"autotailor-space","width_groups":[{"name":")" << first
+      << R"(","choices":[32,64]}],"stages":[],"kernels":[]})";
+  auto narrowed = space("--space-config " + dir + "/narrow.json");
+  ASSERT_EQ(narrowed["width_groups"].size(), 1u);  // groups not listed are frozen
+  EXPECT_EQ(narrowed["width_groups"][0]["choices"], nlohmann::json::array({32, 64}));
+  EXPECT_LT(narrowed["log10_size"].get<double>(), full["log10_size"].get<double>());
+}
+
 class BadInput : public ::testing::Test {
  protected:
   void SetUp() override { dir_ = test::temp_dir("bad"); }
