@@ -15,6 +15,7 @@
 #include "../ops/op_registry.h"
 #include "autotailor/common/error.h"
 #include "autotailor/exec/executor.h"
+#include "autotailor/exec/timing.h"
 #include "autotailor/import/onnx_import.h"
 #include "commands.h"
 
@@ -29,13 +30,6 @@ struct BenchArgs {
   bool json = false;
 };
 
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  double pos = p * (v.size() - 1);
-  size_t lo = static_cast<size_t>(pos);
-  size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (pos - lo);
-}
 }  // namespace
 
 void add_bench(CLI::App& app) {
@@ -53,33 +47,10 @@ void add_bench(CLI::App& app) {
     at::set_num_threads(threads);
     std::shared_ptr<const ir::Graph> g = import_onnx(a->model);
     exec::Executor ex(g);
-    std::vector<at::Tensor> inputs;
-    at::manual_seed(0);
-    for (int id : g->inputs) {
-      const ir::Tensor& t = g->tensor(id);
-      std::vector<int64_t> shape = t.shape;
-      if (!shape.empty()) shape[0] = a->batch;
-      auto type = ops::to_scalar_type(t.dtype);
-      inputs.push_back(at::isFloatingType(type)
-                           ? at::randn(shape, at::TensorOptions().dtype(type))
-                           : at::zeros(shape, at::TensorOptions().dtype(type)));
-    }
-    c10::InferenceMode guard;
-    for (int i = 0; i < a->warmup; ++i) ex.run(inputs);
-    std::vector<double> ms;
-    for (int i = 0; i < a->runs; ++i) {
-      auto t0 = std::chrono::steady_clock::now();
-      ex.run(inputs);
-      auto t1 = std::chrono::steady_clock::now();
-      ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-    }
-    double mean = std::accumulate(ms.begin(), ms.end(), 0.0) / ms.size();
-    double var = 0;
-    for (double v : ms) var += (v - mean) * (v - mean);
-    double stdev = ms.size() > 1 ? std::sqrt(var / (ms.size() - 1)) : 0.0;
-    double median = percentile(ms, 0.5), p10 = percentile(ms, 0.1), p90 = percentile(ms, 0.9);
-    double lo = *std::min_element(ms.begin(), ms.end()),
-           hi = *std::max_element(ms.begin(), ms.end());
+    std::vector<at::Tensor> inputs = exec::random_inputs(*g, a->batch);
+    exec::Timing t = exec::time_runs(ex, inputs, a->warmup, a->runs);
+    double median = t.median_ms, mean = t.mean_ms, stdev = t.stdev_ms, p10 = t.p10_ms,
+           p90 = t.p90_ms, lo = t.min_ms, hi = t.max_ms;
     if (a->json) {
       nlohmann::json j = {{"model", a->model}, {"batch", a->batch},   {"threads", threads},
                           {"runs", a->runs},   {"warmup", a->warmup}, {"median_ms", median},

@@ -11,6 +11,9 @@ void add_run(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_supernet(CLI::App& app);
 void add_export(CLI::App& app);
+void add_profile(CLI::App& app);
+void add_predict(CLI::App& app);
+void add_validate_latency(CLI::App& app);
 
 // `run DIR --subnet SPEC`: a subnet of a SuperNet directory.
 void run_subnet(const std::string& dir, const std::string& spec,

@@ -27,6 +27,9 @@ int main(int argc, char** argv) {
   autotailor::cli::add_bench(app);
   autotailor::cli::add_supernet(app);
   autotailor::cli::add_export(app);
+  autotailor::cli::add_profile(app);
+  autotailor::cli::add_predict(app);
+  autotailor::cli::add_validate_latency(app);
 
   auto logger = spdlog::stderr_color_mt("autotailor");
   logger->set_pattern("%^[%l]%$ %v");

@@ -14,6 +14,7 @@ namespace autotailor::exec {
 struct Executor::Step {
   ops::Kernel kernel;
   const ir::Node* node;      // the node the step computes (first of a fused group)
+  std::vector<int> nodes;    // node indices: the head, then the fused successors
   std::vector<int> in, out;  // tensor ids
   std::vector<int> release;  // tensor ids whose last use is this step
 };
@@ -114,7 +115,7 @@ Executor::Executor(std::shared_ptr<const ir::Graph> graph, ExecOptions options)
     const ir::Node& n = g.nodes[i];
     const ops::OpDef* def = op_def(g, n);
     ops::OpContext ctx{g, n, options.training};
-    Step s{{}, &n, n.inputs, n.outputs, {}};
+    Step s{{}, &n, {static_cast<int>(i)}, n.inputs, n.outputs, {}};
     if (!options.training && def->build_fused) {
       FusedChain chain = find_chain(g, i, is_output);
       if (!chain.post.empty()) {
@@ -123,6 +124,7 @@ Executor::Executor(std::shared_ptr<const ir::Graph> graph, ExecOptions options)
           s.in.insert(s.in.end(), chain.addends.begin(), chain.addends.end());
           s.out = {chain.out};
           for (int j : chain.nodes) absorbed[j] = 1;
+          s.nodes.insert(s.nodes.end(), chain.nodes.begin(), chain.nodes.end());
         }
       }
     }
@@ -150,6 +152,12 @@ Executor::Executor(std::shared_ptr<const ir::Graph> graph, ExecOptions options)
 Executor::~Executor() = default;
 size_t Executor::step_count() const {
   return steps_.size();
+}
+
+std::vector<Executor::StepInfo> Executor::plan() const {
+  std::vector<StepInfo> p;
+  for (const Step& s : steps_) p.push_back({s.nodes, s.in, s.out});
+  return p;
 }
 Executor::Executor(Executor&&) noexcept = default;
 Executor& Executor::operator=(Executor&&) noexcept = default;

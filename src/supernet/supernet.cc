@@ -302,6 +302,30 @@ std::shared_ptr<ir::Graph> Supernet::derive(const SubnetConfig& c) const {
   return g;
 }
 
+std::map<std::string, std::vector<std::string>> Supernet::node_width_groups() const {
+  const ir::Graph& g = *graph_;
+  ChannelState& st = analysis_->state;
+  std::map<int, std::string> group_name;
+  for (size_t sp = 0; sp < st.spaces.size(); ++sp)
+    group_name.emplace(analysis_->group_of_space[sp], st.spaces[sp].origin);
+  std::map<std::string, std::vector<std::string>> out;
+  for (const ir::Node& n : g.nodes) {
+    std::set<std::string> names;
+    auto add = [&](int t) {
+      if (t < 0) return;
+      for (const Segment& seg : st.layouts[t].segments) {
+        const std::string& name = group_name[analysis_->group_of_space[seg.space]];
+        const WidthGroup* w = space_.group(name);
+        if (w && w->elastic()) names.insert(name);
+      }
+    };
+    for (int t : n.inputs) add(t);
+    for (int t : n.outputs) add(t);
+    out[n.name] = {names.begin(), names.end()};
+  }
+  return out;
+}
+
 void materialize(ir::Graph& g) {
   for (ir::Tensor& t : g.tensors) {
     if (!t.is_const() || t.select.empty()) continue;

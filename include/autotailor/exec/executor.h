@@ -35,6 +35,14 @@ class Executor {
 
   // The tensor a constant is bound to (by tensor id). A later stage swaps in views of the
   // shared weights here to run a subnet without copying them.
+  // What runs, step by step: each step's nodes (the head, then element-wise successors fused
+  // into it) and the tensors it reads and writes. Latency keys are built from this.
+  struct StepInfo {
+    std::vector<int> nodes;
+    std::vector<int> in, out;
+  };
+  std::vector<StepInfo> plan() const;
+
   const at::Tensor& constant(int tensor_id) const;
   void bind_constant(int tensor_id, at::Tensor value);
 

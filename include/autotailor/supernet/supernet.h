@@ -59,6 +59,10 @@ class Supernet {
   // re-inferred. Throws Error naming the config entry that does not fit.
   std::shared_ptr<ir::Graph> derive(const SubnetConfig& c) const;
 
+  // For each node, the elastic width groups whose channels its inputs or outputs carry: the
+  // widths its shapes depend on.
+  std::map<std::string, std::vector<std::string>> node_width_groups() const;
+
  private:
   std::shared_ptr<const ir::Graph> graph_;
   SpaceOptions options_;

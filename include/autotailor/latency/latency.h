@@ -1,0 +1,73 @@
+// The learning-free latency predictor: a look-up table (LUT) of the unique operator
+// configurations that occur in the search space, measured once, summed per subnet. See
+// docs/latency.md.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autotailor/ir/graph.h"
+#include "autotailor/supernet/supernet.h"
+
+namespace autotailor::latency {
+
+// One executor step at concrete shapes: an op with the element-wise ops fused into it (what
+// actually runs as one kernel), e.g.
+// "Conv+Add+Relu|1x64x56x56,c64x64x3x3,c64,1x64x56x56|dilations=1,1;group=1;pads=1,1,1,1;...".
+struct OpConfig {
+  std::string key;
+  std::shared_ptr<const ir::Graph> graph;  // the step alone, to time it
+};
+
+// The keys of a graph's steps as the executor plans them, in order.
+std::vector<std::string> step_keys(const ir::Graph& g);
+
+struct SpaceConfigs {
+  std::vector<OpConfig> configs;  // unique, in discovery order
+  int subnets_derived = 0;        // covering subnets derived to find them
+  double log10_subnets = 0;       // size of the space, for comparison
+};
+
+// Every step configuration that occurs in the space, found without enumerating subnets: each
+// step's configuration depends only on a few dimensions (the widths of the groups its tensors
+// carry, its kernel, the resolution). Covering assignments make every combination of every
+// step's dimensions appear in some derived subnet, at full and at minimum depth.
+SpaceConfigs unique_configs(const supernet::Supernet& s);
+
+struct LatencyEntry {
+  double median_ms = 0, p10_ms = 0, p90_ms = 0;
+  int runs = 0;
+  bool estimated = false;
+};
+
+struct LatencyTable {
+  std::string device = "host", runtime, dtype = "float32", date, version;
+  int threads = 1;
+  int64_t batch = 1;
+  std::map<std::string, LatencyEntry> entries;
+  // Per-model calibration, measured: whole subnets run slower than the sum of their steps timed
+  // alone (weights and activations are not hot in cache inside a network). latency =
+  // overhead_ms + scale * sum(steps), fitted by least squares on a few whole subnets.
+  double overhead_ms = 0, scale = 1;
+  int calibration_subnets = 0;
+  double profiling_seconds = 0;  // wall time spent measuring entries, summed over runs
+
+  static LatencyTable load(const std::string& path);
+  void save(const std::string& path) const;  // atomic
+};
+
+std::string lut_path(const std::string& dir, const std::string& device);
+
+struct Prediction {
+  double latency_ms = 0;
+  std::vector<std::pair<std::string, double>> steps;  // key, ms
+};
+
+// Sum of the subnet's steps from the LUT, plus the per-model overhead. Throws Error naming the
+// first configuration the LUT lacks.
+Prediction predict(const supernet::Supernet& s, const LatencyTable& lut,
+                   const supernet::SubnetConfig& c);
+
+}  // namespace autotailor::latency

@@ -1,0 +1,299 @@
+#include "autotailor/latency/latency.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "autotailor/common/error.h"
+#include "autotailor/common/files.h"
+#include "autotailor/exec/executor.h"
+
+namespace autotailor::latency {
+
+namespace {
+
+std::string attr_text(const ir::Attribute& a) {
+  using K = ir::Attribute::Kind;
+  switch (a.kind) {
+    case K::Int:
+      return std::to_string(a.i);
+    case K::Float:
+      return fmt::format("{}", a.f);
+    case K::String:
+      return a.s;
+    case K::Ints:
+      return fmt::format("{}", fmt::join(a.ints, ","));
+    case K::Floats:
+      return fmt::format("{}", fmt::join(a.floats, ","));
+    default:
+      return "?";
+  }
+}
+
+// Ops whose repetition inside a fused chain costs nothing (relu(relu(x)) = relu(x)): a block
+// skipped in a ResNet leaves its trailing ReLU after the previous block's, and that must not
+// make a new configuration.
+bool idempotent(const std::string& op) {
+  return op == "Relu" || op == "Clip";
+}
+
+std::string step_key(const ir::Graph& g, const exec::Executor::StepInfo& s) {
+  std::vector<std::string> ops;
+  for (int ni : s.nodes) {
+    const std::string& t = g.nodes[ni].op_type;
+    if (!ops.empty() && ops.back() == t && idempotent(t)) continue;
+    ops.push_back(t);
+  }
+  std::vector<std::string> ins, attrs;
+  for (int t : s.in) {
+    if (t < 0) {
+      ins.emplace_back("-");
+      continue;
+    }
+    std::string in = g.tensor(t).is_const() ? "c" : "";  // appends: GCC 12 warns falsely on +
+    in += ir::shape_str(g.tensor(t).shape);
+    ins.push_back(std::move(in));
+  }
+  for (const auto& [k, a] : g.nodes[s.nodes[0]].attrs)
+    if (a.kind != ir::Attribute::Kind::Tensor) attrs.push_back(k + "=" + attr_text(a));
+  return fmt::format("{}|{}|{}", fmt::join(ops, "+"), fmt::join(ins, ","), fmt::join(attrs, ";"));
+}
+
+// The step as a graph of its own: its computed inputs become graph inputs.
+std::shared_ptr<ir::Graph> extract(const ir::Graph& g, const exec::Executor::StepInfo& s) {
+  auto sg = std::make_shared<ir::Graph>();
+  sg->name = "step";
+  sg->source = g.source + " (one step)";
+  sg->ir_version = g.ir_version;
+  sg->opsets = g.opsets;
+  std::map<int, int> id;
+  std::set<int> produced;
+  for (int ni : s.nodes)
+    for (int o : g.nodes[ni].outputs) produced.insert(o);
+  auto map_tensor = [&](int t) {
+    if (t < 0) return -1;
+    auto it = id.find(t);
+    if (it != id.end()) return it->second;
+    ir::Tensor nt = g.tensor(t);
+    nt.producer = -1;
+    nt.consumers.clear();
+    int nid = sg->add_tensor(nt);
+    id[t] = nid;
+    if (!nt.is_const() && !produced.count(t)) sg->inputs.push_back(nid);
+    return nid;
+  };
+  for (int ni : s.nodes) {
+    ir::Node n = g.nodes[ni];
+    for (int& t : n.inputs) t = map_tensor(t);
+    for (int& t : n.outputs) t = map_tensor(t);
+    sg->nodes.push_back(std::move(n));
+  }
+  for (int t : s.out) sg->outputs.push_back(map_tensor(t));
+  sg->relink();
+  return sg;
+}
+
+struct Steps {
+  std::vector<exec::Executor::StepInfo> plan;
+  std::vector<std::string> keys;
+};
+
+Steps plan_of(std::shared_ptr<const ir::Graph> g) {
+  exec::Executor ex(g);
+  Steps s;
+  s.plan = ex.plan();
+  for (const auto& st : s.plan) s.keys.push_back(step_key(*g, st));
+  return s;
+}
+
+}  // namespace
+
+std::vector<std::string> step_keys(const ir::Graph& g) {
+  return plan_of(std::make_shared<ir::Graph>(g)).keys;
+}
+
+SpaceConfigs unique_configs(const supernet::Supernet& s) {
+  const supernet::SearchSpace& sp = s.space();
+  // The dimensions a step's configuration can depend on.
+  struct Dim {
+    enum { Width, Kernel, Resolution } kind;
+    std::string name;
+    std::vector<int64_t> choices;
+  };
+  std::vector<Dim> dims;
+  std::map<std::string, int> dim_of;
+  for (const auto& w : sp.groups)
+    if (w.elastic()) {
+      dim_of["w:" + w.name] = static_cast<int>(dims.size());
+      dims.push_back({Dim::Width, w.name, w.choices});
+    }
+  for (const auto& k : sp.kernels)
+    if (k.choices.size() > 1) {
+      dim_of["k:" + k.node] = static_cast<int>(dims.size());
+      dims.push_back({Dim::Kernel, k.node, k.choices});
+    }
+  int res_dim = -1;
+  if (sp.resolutions.size() > 1) {
+    res_dim = static_cast<int>(dims.size());
+    dims.push_back({Dim::Resolution, "resolution", sp.resolutions});
+  }
+
+  auto groups_of = s.node_width_groups();
+  std::shared_ptr<const ir::Graph> max_graph = s.derive(supernet::max_subnet(sp));
+  Steps max_steps = plan_of(max_graph);
+  // Each step's dimensions, and every combination of their choices still to be seen.
+  struct StepDims {
+    std::vector<int> dims;
+    std::vector<std::vector<int>> todo;  // choice indices per dim
+  };
+  std::vector<StepDims> steps;
+  for (const auto& st : max_steps.plan) {
+    std::set<int> ds;
+    for (int ni : st.nodes) {
+      const std::string& name = max_graph->nodes[ni].name;
+      for (const std::string& gname : groups_of[name]) ds.insert(dim_of["w:" + gname]);
+      auto k = dim_of.find("k:" + name);
+      if (k != dim_of.end()) ds.insert(k->second);
+    }
+    if (res_dim >= 0) ds.insert(res_dim);
+    StepDims sd{{ds.begin(), ds.end()}, {}};
+    std::vector<int> idx(sd.dims.size(), 0);
+    const size_t cap = 20000;
+    for (;;) {
+      sd.todo.push_back(idx);
+      size_t d = 0;
+      for (; d < idx.size(); ++d) {
+        if (++idx[d] < static_cast<int>(dims[sd.dims[d]].choices.size())) break;
+        idx[d] = 0;
+      }
+      if (d == idx.size() || sd.todo.size() >= cap) break;
+    }
+    if (sd.todo.size() >= cap)
+      spdlog::warn("a step depends on more than {} combinations; only that many are covered", cap);
+    steps.push_back(std::move(sd));
+  }
+
+  SpaceConfigs out;
+  out.log10_subnets = sp.log10_size();
+  std::set<std::string> seen;
+  for (bool min_depth : {false, true}) {
+    if (min_depth && sp.stages.empty()) break;
+    std::vector<StepDims> work = steps;
+    for (;;) {
+      std::vector<int> assign(dims.size(), -1);
+      bool any = false;
+      for (StepDims& sd : work) {
+        for (size_t c = 0; c < sd.todo.size(); ++c) {
+          bool fits = true;
+          for (size_t d = 0; fits && d < sd.dims.size(); ++d)
+            fits = assign[sd.dims[d]] < 0 || assign[sd.dims[d]] == sd.todo[c][d];
+          if (!fits) continue;
+          for (size_t d = 0; d < sd.dims.size(); ++d) assign[sd.dims[d]] = sd.todo[c][d];
+          sd.todo.erase(sd.todo.begin() + static_cast<std::ptrdiff_t>(c));
+          any = true;
+          break;
+        }
+      }
+      if (!any) break;
+      supernet::SubnetConfig cfg = supernet::max_subnet(sp);
+      for (size_t d = 0; d < dims.size(); ++d) {
+        if (assign[d] < 0) continue;
+        int64_t v = dims[d].choices[assign[d]];
+        if (dims[d].kind == Dim::Width) cfg.widths[dims[d].name] = v;
+        if (dims[d].kind == Dim::Kernel) cfg.kernels[dims[d].name] = v;
+        if (dims[d].kind == Dim::Resolution) cfg.resolution = v;
+      }
+      if (min_depth) cfg.depths = supernet::min_subnet(sp).depths;
+      std::shared_ptr<const ir::Graph> g = s.derive(cfg);
+      ++out.subnets_derived;
+      Steps st = plan_of(g);
+      for (size_t k = 0; k < st.keys.size(); ++k)
+        if (seen.insert(st.keys[k]).second)
+          out.configs.push_back({st.keys[k], extract(*g, st.plan[k])});
+    }
+  }
+  return out;
+}
+
+std::string lut_path(const std::string& dir, const std::string& device) {
+  return (std::filesystem::path(dir) / ("lut_" + device + ".json")).string();
+}
+
+LatencyTable LatencyTable::load(const std::string& path) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception&) {
+    fail("{}: not valid JSON", path);
+  }
+  if (j.value("format", "") != "autotailor-lut")
+    fail("{}: not an autotailor LUT (no \"format\": \"autotailor-lut\")", path);
+  LatencyTable t;
+  t.device = j.value("device", "");
+  t.runtime = j.value("runtime", "");
+  t.dtype = j.value("dtype", "float32");
+  t.date = j.value("date", "");
+  t.version = j.value("version", "");
+  t.threads = j.value("threads", 1);
+  t.batch = j.value("batch", int64_t{1});
+  t.overhead_ms = j.value("overhead_ms", 0.0);
+  t.scale = j.value("scale", 1.0);
+  t.calibration_subnets = j.value("calibration_subnets", 0);
+  t.profiling_seconds = j.value("profiling_seconds", 0.0);
+  const nlohmann::json none = nlohmann::json::object();
+  const nlohmann::json& entries = j.contains("entries") ? j["entries"] : none;
+  for (const auto& [key, e] : entries.items()) {
+    LatencyEntry le;
+    le.median_ms = e.value("median_ms", -1.0);
+    le.p10_ms = e.value("p10_ms", le.median_ms);
+    le.p90_ms = e.value("p90_ms", le.median_ms);
+    le.runs = e.value("runs", 0);
+    le.estimated = e.value("estimated", false);
+    if (le.median_ms < 0) fail("{}: entry '{}' has no median_ms", path, key);
+    t.entries[key] = le;
+  }
+  return t;
+}
+
+void LatencyTable::save(const std::string& path) const {
+  nlohmann::json entries = nlohmann::json::object();
+  for (const auto& [key, e] : this->entries) {
+    nlohmann::json je = {
+        {"median_ms", e.median_ms}, {"p10_ms", e.p10_ms}, {"p90_ms", e.p90_ms}, {"runs", e.runs}};
+    if (e.estimated) je["estimated"] = true;
+    entries[key] = je;
+  }
+  nlohmann::json j = {{"format", "autotailor-lut"},
+                      {"device", device},
+                      {"runtime", runtime},
+                      {"threads", threads},
+                      {"dtype", dtype},
+                      {"batch", batch},
+                      {"date", date},
+                      {"version", version},
+                      {"overhead_ms", overhead_ms},
+                      {"scale", scale},
+                      {"calibration_subnets", calibration_subnets},
+                      {"profiling_seconds", profiling_seconds},
+                      {"entries", entries}};
+  write_file_atomic(path, j.dump(1) + "\n");
+}
+
+Prediction predict(const supernet::Supernet& s, const LatencyTable& lut,
+                   const supernet::SubnetConfig& c) {
+  Prediction p;
+  for (const std::string& key : plan_of(s.derive(c)).keys) {
+    auto it = lut.entries.find(key);
+    if (it == lut.entries.end())
+      fail("the {} LUT has no entry for '{}': run `autotailor profile` again", lut.device, key);
+    p.steps.emplace_back(key, it->second.median_ms);
+    p.latency_ms += it->second.median_ms;
+  }
+  p.latency_ms = lut.overhead_ms + lut.scale * p.latency_ms;
+  return p;
+}
+
+}  // namespace autotailor::latency
