@@ -131,18 +131,19 @@ void add_profile(CLI::App& app) {
       calib.push_back(supernet::random_subnet(s.space(), seed));
     lut.overhead_ms = 0;
     lut.scale = 1;
-    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    // Weighted by 1/y^2: the fit minimises relative error, which is what the target counts.
+    double sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
     for (const auto& c : calib) {
       auto g = s.derive(c);
       exec::Executor whole(g);
       double y = exec::time_runs(whole, exec::random_inputs(*g, 1), 3, 10, 200.0, 100).median_ms;
       double x = latency::predict(s, lut, c).latency_ms;
-      sx += x, sy += y, sxx += x * x, sxy += x * y;
+      double w = 1.0 / (y * y);
+      sw += w, sx += w * x, sy += w * y, sxx += w * x * x, sxy += w * x * y;
     }
-    const double n = static_cast<double>(calib.size());
-    double denom = n * sxx - sx * sx;
-    lut.scale = denom > 0 ? (n * sxy - sx * sy) / denom : 1.0;
-    lut.overhead_ms = (sy - lut.scale * sx) / n;
+    double denom = sw * sxx - sx * sx;
+    lut.scale = denom > 0 ? (sw * sxy - sx * sy) / denom : 1.0;
+    lut.overhead_ms = (sy - lut.scale * sx) / sw;
     lut.calibration_subnets = static_cast<int>(calib.size());
     double sum = latency::predict(s, lut, calib[0]).latency_ms;
     lut.date = now_utc();
