@@ -166,11 +166,7 @@ void add_predict(CLI::App& app) {
   cmd->add_flag("--json", a->json, "Print JSON (latency_ms, ...) to stdout");
   cmd->callback([a] {
     supernet::Supernet s = supernet::Supernet::load(a->dir);
-    std::string path = latency::lut_path(a->dir, a->device);
-    if (!std::filesystem::exists(path))
-      fail("no latency table for device '{}' in {}: run `autotailor profile {} --device {}`",
-           a->device, a->dir, a->dir, a->device);
-    latency::LatencyTable lut = latency::LatencyTable::load(path);
+    latency::LatencyTable lut = latency::load_lut(a->dir, a->device);
     latency::Prediction p =
         latency::predict(s, lut, supernet::parse_subnet_spec(a->subnet, s.space()));
     bool estimated = std::any_of(lut.entries.begin(), lut.entries.end(),
@@ -202,11 +198,7 @@ void add_validate_latency(CLI::App& app) {
   cmd->callback([a] {
     require_host(a->device);
     supernet::Supernet s = supernet::Supernet::load(a->dir);
-    std::string path = latency::lut_path(a->dir, a->device);
-    if (!std::filesystem::exists(path))
-      fail("no latency table for device '{}' in {}: run `autotailor profile {} --device {}`",
-           a->device, a->dir, a->dir, a->device);
-    latency::LatencyTable lut = latency::LatencyTable::load(path);
+    latency::LatencyTable lut = latency::load_lut(a->dir, a->device);
     at::set_num_threads(lut.threads);
     std::string tmp = (std::filesystem::temp_directory_path() /
                        ("autotailor-validate." + std::to_string(::getpid()) + ".onnx"))

@@ -29,7 +29,9 @@ std::string tensor_ref(const Graph& g, int id) {
   return fmt::format("{}[{}{}]", t.name, t.is_const() ? "const " : "", shape_str(t.shape));
 }
 
-std::string attr_text(const Attribute& a) {
+}  // namespace
+
+std::string attribute_text(const Attribute& a) {
   using K = Attribute::Kind;
   switch (a.kind) {
     case K::Int:
@@ -51,6 +53,8 @@ std::string attr_text(const Attribute& a) {
   }
   return "?";
 }
+
+namespace {
 
 nlohmann::json attr_json(const Attribute& a) {
   using K = Attribute::Kind;
@@ -86,7 +90,7 @@ std::string dump_text(const Graph& g) {
     std::vector<std::string> ins, outs, attrs;
     for (int id : n.inputs) ins.push_back(tensor_ref(g, id));
     for (int id : n.outputs) outs.push_back(tensor_ref(g, id));
-    for (const auto& [k, a] : n.attrs) attrs.push_back(k + "=" + attr_text(a));
+    for (const auto& [k, a] : n.attrs) attrs.push_back(k + "=" + attribute_text(a));
     out += fmt::format("  {:4} {:<20} {:<28} ({}) -> ({}){}{}\n", i, n.op_type, n.name,
                        fmt::join(ins, ", "), fmt::join(outs, ", "), attrs.empty() ? "" : "  ",
                        fmt::join(attrs, " "));

@@ -7,31 +7,15 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "../common/json_document.h"
 #include "autotailor/common/error.h"
 #include "autotailor/common/files.h"
 #include "autotailor/exec/executor.h"
+#include "autotailor/ir/dump.h"
 
 namespace autotailor::latency {
 
 namespace {
-
-std::string attr_text(const ir::Attribute& a) {
-  using K = ir::Attribute::Kind;
-  switch (a.kind) {
-    case K::Int:
-      return std::to_string(a.i);
-    case K::Float:
-      return fmt::format("{}", a.f);
-    case K::String:
-      return a.s;
-    case K::Ints:
-      return fmt::format("{}", fmt::join(a.ints, ","));
-    case K::Floats:
-      return fmt::format("{}", fmt::join(a.floats, ","));
-    default:
-      return "?";
-  }
-}
 
 // Ops whose repetition inside a fused chain costs nothing (relu(relu(x)) = relu(x)): a block
 // skipped in a ResNet leaves its trailing ReLU after the previous block's, and that must not
@@ -58,7 +42,7 @@ std::string step_key(const ir::Graph& g, const exec::Executor::StepInfo& s) {
     ins.push_back(std::move(in));
   }
   for (const auto& [k, a] : g.nodes[s.nodes[0]].attrs)
-    if (a.kind != ir::Attribute::Kind::Tensor) attrs.push_back(k + "=" + attr_text(a));
+    if (a.kind != ir::Attribute::Kind::Tensor) attrs.push_back(k + "=" + ir::attribute_text(a));
   return fmt::format("{}|{}|{}", fmt::join(ops, "+"), fmt::join(ins, ","), fmt::join(attrs, ";"));
 }
 
@@ -222,15 +206,16 @@ std::string lut_path(const std::string& dir, const std::string& device) {
   return (std::filesystem::path(dir) / ("lut_" + device + ".json")).string();
 }
 
+LatencyTable load_lut(const std::string& dir, const std::string& device) {
+  std::string path = lut_path(dir, device);
+  if (!std::filesystem::exists(path))
+    fail("no latency table for device '{}' in {}: run `autotailor profile {} --device {}`", device,
+         dir, dir, device);
+  return LatencyTable::load(path);
+}
+
 LatencyTable LatencyTable::load(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception&) {
-    fail("{}: not valid JSON", path);
-  }
-  if (j.value("format", "") != "autotailor-lut")
-    fail("{}: not an autotailor LUT (no \"format\": \"autotailor-lut\")", path);
+  nlohmann::json j = parse_document(read_file(path), path, "autotailor-lut", "an autotailor LUT");
   LatencyTable t;
   t.device = j.value("device", "");
   t.runtime = j.value("runtime", "");

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "../common/json_document.h"
 #include "../ops/op_registry.h"
 #include "analysis.h"
 #include "autotailor/common/error.h"
@@ -380,15 +381,7 @@ std::vector<int64_t> narrowed(const nlohmann::json& j, const std::vector<int64_t
 }  // namespace
 
 void apply_space_json(SearchSpace& s, const std::string& text, const std::string& source) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const std::exception& e) {
-    std::string msg = e.what();
-    fail("{}: not valid JSON: {}", source, msg.substr(0, msg.find('\n')));
-  }
-  if (!j.is_object() || j.value("format", "") != "autotailor-space")
-    fail("{}: not an autotailor space.json (no \"format\": \"autotailor-space\")", source);
+  nlohmann::json j = parse_document(text, source, "autotailor-space", "an autotailor space.json");
   std::set<std::string> listed;
   for (const auto& e : j.value("width_groups", nlohmann::json::array())) {
     std::string name = e.value("name", "");

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "../common/json_document.h"
 #include "autotailor/common/error.h"
 #include "autotailor/common/files.h"
 #include "autotailor/supernet/supernet.h"
@@ -50,15 +51,7 @@ std::string subnet_to_json(const SubnetConfig& c, int indent) {
 
 SubnetConfig subnet_from_json(const std::string& text, const std::string& source,
                               const SearchSpace& s) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const std::exception& e) {
-    std::string msg = e.what();
-    fail("{}: not valid JSON: {}", source, msg.substr(0, msg.find('\n')));
-  }
-  if (!j.is_object() || j.value("format", "") != "autotailor-subnet")
-    fail("{}: not a subnet config (no \"format\": \"autotailor-subnet\")", source);
+  nlohmann::json j = parse_document(text, source, "autotailor-subnet", "a subnet config");
   auto check = [&](const std::vector<int64_t>& choices, int64_t v, const std::string& what) {
     if (std::find(choices.begin(), choices.end(), v) == choices.end())
       fail("{}: {} = {} is not one of [{}]", source, what, v, fmt::join(choices, ", "));

@@ -16,6 +16,8 @@ struct GraphStats {
 GraphStats graph_stats(const Graph& g);
 
 std::string dump_text(const Graph& g);
+// An attribute's value as the text dump shows it (ints joined by commas, strings quoted).
+std::string attribute_text(const Attribute& a);
 std::string dump_json(const Graph& g, int indent = 2);  // {"graph": {...}, "stats": {...}}
 // `highlight`: node names drawn filled (the elastic nodes, in later stages).
 std::string dump_dot(const Graph& g, const std::set<std::string>& highlight = {});

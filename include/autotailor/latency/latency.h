@@ -59,6 +59,8 @@ struct LatencyTable {
 };
 
 std::string lut_path(const std::string& dir, const std::string& device);
+// The LUT of `device` in a SuperNet directory; the error says how to make it when missing.
+LatencyTable load_lut(const std::string& dir, const std::string& device);
 
 struct Prediction {
   double latency_ms = 0;
