@@ -147,6 +147,12 @@ TEST(Cli, SpaceOptions) {
   std::ofstream(dir + "/narrow.json")
       << R"({"format":"autotailor-space","width_groups":[{"name":")" << first
       << R"(","choices":[32,64]}],"stages":[],"kernels":[]})";
+  std::ofstream(dir + "/drops_max.json")
+      << R"({"format":"autotailor-space","stages":[{"name":")"
+      << full["stages"][0]["name"].get<std::string>() << R"(","choices":[0,1]}]})";
+  auto bad = run_cli("inspect " + model + " --space --space-config " + dir + "/drops_max.json");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.err.find("must keep all"), std::string::npos) << bad.err;
   auto narrowed = space("--space-config " + dir + "/narrow.json");
   ASSERT_EQ(narrowed["width_groups"].size(), 1u);  // groups not listed are frozen
   EXPECT_EQ(narrowed["width_groups"][0]["choices"], nlohmann::json::array({32, 64}));

@@ -7,6 +7,7 @@
 #include "autotailor/exec/executor.h"
 #include "autotailor/import/onnx_import.h"
 #include "autotailor/ir/dump.h"
+#include "autotailor/supernet/supernet.h"
 #include "model_builder.h"
 #include "test_util.h"
 
@@ -192,6 +193,40 @@ TEST(Executor, NoInPlaceWritesThroughViews) {
   exec::Executor ee(ge);
   at::Tensor xe = at::randn({1, 4, 1, 1});
   EXPECT_TRUE(test::all_close(ee.run({xe})[0], xe + ee.constant(ge->find("c"))));
+}
+
+// A Split that cuts inside one conv's channels freezes that space and gives its two halves
+// their own (uniquely named) groups; deriving the max subnet must not confuse them.
+TEST(Supernet, SplitInsideOneSpaceAndSharedConstants) {
+  test::ModelBuilder b;
+  b.input("x", {1, 3, 8, 8}).output("y");
+  b.weight("w0", {24, 3, 3, 3}).weight("wa", {16, 16, 1, 1}).weight("wb", {16, 8, 1, 1});
+  b.weight("wa2", {8, 16, 1, 1}).weight("wb2", {8, 16, 1, 1});
+  b.weight("zero", {16}, std::vector<float>(16, 0.0f));  // one bias shared by two convs
+  b.node("Conv", {"x", "w0"}, {"c0"}, {{"pads", {1, 1, 1, 1}}});
+  b.ints("sizes", {16, 8});
+  b.node("Split", {"c0", "sizes"}, {"s1", "s2"}, {{"axis", {1}}}, "split");
+  b.node("Conv", {"s1", "wa", "zero"}, {"a"}, {}, "conv_a");
+  b.node("Conv", {"s2", "wb", "zero"}, {"bb"}, {}, "conv_b");
+  b.node("Conv", {"a", "wa2"}, {"a2"});
+  b.node("Conv", {"bb", "wb2"}, {"b2"});
+  b.node("Concat", {"a2", "b2"}, {"y"}, {{"axis", {1}}});
+  auto g = import(b);
+  supernet::Supernet s(g, {});
+  std::set<std::string> names;
+  for (const auto& w : s.space().groups) EXPECT_TRUE(names.insert(w.name).second) << w.name;
+  // The shared zero bias ties neither conv to the other: two independent elastic groups.
+  for (const char* conv : {"conv_a", "conv_b"}) {
+    const supernet::WidthGroup* w = s.space().group(conv);
+    ASSERT_NE(w, nullptr) << conv;
+    EXPECT_TRUE(w->elastic()) << conv << ": " << w->frozen_by;
+    EXPECT_EQ(w->producers.size(), 1u) << conv;
+  }
+  exec::Executor orig(g), max(s.derive(supernet::max_subnet(s.space())));
+  at::Tensor x = at::randn({1, 3, 8, 8});
+  EXPECT_TRUE(test::all_close(max.run({x})[0], orig.run({x})[0]));
+  exec::Executor min(s.derive(supernet::min_subnet(s.space())));
+  EXPECT_EQ(min.run({x})[0].size(1), 16);  // the output channels never change
 }
 
 TEST(Dump, TextJsonAndDot) {

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <unordered_map>
 
 #include "../export/model_proto.h"
@@ -179,10 +180,16 @@ std::shared_ptr<ir::Graph> build_graph(const onnx::ModelProto& m, const std::str
     apply_type(t, types[v.name()]);
     g->inputs.push_back(g->add_tensor(std::move(t)));
   }
+  std::set<std::string> node_names;
   for (int i = 0; i < gp.node_size(); ++i) {
     const onnx::NodeProto& np = gp.node(i);
     ir::Node n;
     n.name = np.name().empty() ? np.op_type() + "_" + std::to_string(i) : np.name();
+    // Later stages name width groups, blocks and kernels after nodes: keep names unique.
+    if (!node_names.insert(n.name).second) {
+      n.name = fmt::format("{}_{}", n.name, i);
+      node_names.insert(n.name);
+    }
     n.op_type = np.op_type();
     n.domain = np.domain() == "ai.onnx" ? "" : np.domain();
     std::string where = fmt::format("'{}' node {} '{}'", source, i, n.name);

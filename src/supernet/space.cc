@@ -65,7 +65,13 @@ std::vector<WidthGroup> width_groups(ChannelAnalysis& a, const SpaceOptions& o) 
     auto [it, added] = index_of_root.emplace(r, static_cast<int>(groups.size()));
     if (added) {
       WidthGroup w;
+      // Named after the node producing its first space; a node producing several spaces (a
+      // Split cut inside one) or duplicate node names get a numbered suffix.
       w.name = st.spaces[s].origin;
+      for (int k = 2; std::any_of(groups.begin(), groups.end(),
+                                  [&](const WidthGroup& o) { return o.name == w.name; });
+           ++k)
+        w.name = st.spaces[s].origin + "#" + std::to_string(k);
       w.size = st.spaces[s].size;
       groups.push_back(w);
     }
@@ -81,6 +87,8 @@ std::vector<WidthGroup> width_groups(ChannelAnalysis& a, const SpaceOptions& o) 
       if (std::find(m.begin(), m.end(), b.node) == m.end()) m.push_back(b.node);
     }
   }
+  a.group_names.clear();
+  for (const WidthGroup& w : groups) a.group_names.push_back(w.name);
   for (auto& [root, gi] : index_of_root) {
     WidthGroup& w = groups[gi];
     bool user_frozen = std::find(o.freeze.begin(), o.freeze.end(), w.name) != o.freeze.end();
@@ -271,8 +279,32 @@ void find_resolutions(const ir::Graph& g, const SpaceOptions& o, SearchSpace& s)
 
 }  // namespace
 
-SearchSpace analyze(const ir::Graph& g, const SpaceOptions& o) {
+ir::Graph unshare_constants(const ir::Graph& src) {
+  ir::Graph g = src;
+  bool changed = false;
+  const size_t n = g.tensors.size();
+  for (size_t t = 0; t < n; ++t) {
+    if (!g.tensors[t].is_const() || g.tensors[t].shape.empty()) continue;
+    std::vector<int> users = g.tensors[t].consumers;
+    users.erase(std::unique(users.begin(), users.end()), users.end());
+    for (size_t u = 1; u < users.size(); ++u) {
+      int copy = g.unique_tensor(g.tensors[t].name + "_" + std::to_string(u));
+      ir::Tensor& c = g.tensor(copy);
+      c.value = g.tensors[t].value;  // the same bytes: no copy of the data
+      c.dtype = g.tensors[t].dtype;
+      c.shape = g.tensors[t].shape;
+      for (int& in : g.nodes[users[u]].inputs)
+        if (in == static_cast<int>(t)) in = copy;
+      changed = true;
+    }
+  }
+  if (changed) g.relink();
+  return g;
+}
+
+SearchSpace analyze(const ir::Graph& graph, const SpaceOptions& o) {
   SearchSpace s;
+  const ir::Graph g = unshare_constants(graph);
   auto a = analyze_channels(g);
   std::vector<WidthGroup> groups = width_groups(*a, o);
   std::stable_partition(groups.begin(), groups.end(),
@@ -393,6 +425,7 @@ void apply_space_json(SearchSpace& s, const std::string& text, const std::string
     if (it->choices.back() != it->size)
       fail("{}: width group '{}' must keep its full width {} among its choices", source, name,
            it->size);
+    if (it->choices.size() == 1) it->frozen_by = "narrowed to one choice in " + source;
     listed.insert(name);
   }
   for (WidthGroup& w : s.groups)
@@ -408,6 +441,9 @@ void apply_space_json(SearchSpace& s, const std::string& text, const std::string
                            [&](const Stage& st) { return st.name == name; });
     if (it == s.stages.end()) fail("{}: stage '{}' is not a stage of this model", source, name);
     it->choices = narrowed(e, it->choices, fmt::format("{}: stage '{}'", source, name));
+    if (it->choices.back() != static_cast<int64_t>(it->blocks.size()))
+      fail("{}: stage '{}' must keep all {} blocks among its choices", source, name,
+           it->blocks.size());
   }
   for (const auto& e : j.value("kernels", nlohmann::json::array())) {
     std::string name = e.value("node", "");
@@ -416,9 +452,17 @@ void apply_space_json(SearchSpace& s, const std::string& text, const std::string
     if (it == s.kernels.end())
       fail("{}: kernel of '{}' is not elastic in this model", source, name);
     it->choices = narrowed(e, it->choices, fmt::format("{}: kernel '{}'", source, name));
+    if (it->choices.back() != it->size)
+      fail("{}: kernel of '{}' must keep its full size {} among its choices", source, name,
+           it->size);
   }
-  if (j.contains("resolution") && !s.resolutions.empty())
+  if (j.contains("resolution") && !s.resolutions.empty()) {
     s.resolutions = narrowed(j["resolution"], s.resolutions, source + ": resolution");
+    if (s.resolutions.back() != s.resolution)
+      fail("{}: resolution must keep the model's own size {} among its choices", source,
+           s.resolution);
+    if (s.resolutions.size() == 1) s.resolution_fixed_by = "narrowed to one size in " + source;
+  }
 }
 
 }  // namespace autotailor::supernet

@@ -69,7 +69,7 @@ int node_index(const ir::Graph& g, const std::string& name) {
 }  // namespace
 
 Supernet::Supernet(std::shared_ptr<const ir::Graph> g, const SpaceOptions& options)
-    : graph_(std::move(g)), options_(options) {
+    : graph_(std::make_shared<const ir::Graph>(unshare_constants(*g))), options_(options) {
   space_ = analyze(*graph_, options_);
   analysis_ = analyze_channels(*graph_);
   width_groups(*analysis_, options_);
@@ -112,7 +112,7 @@ Supernet Supernet::reordered_by_importance() const {
   std::map<int, bool> elastic;
   for (size_t s = 0; s < st.spaces.size(); ++s) {
     int gi = group_of[s];
-    const WidthGroup* w = space_.group(st.spaces[s].origin);
+    const WidthGroup* w = space_.group(analysis_->group_names[gi]);
     if (w && !elastic.count(gi)) elastic[gi] = w->elastic();
   }
   auto accumulate = [&](Binding::Role role) {
@@ -205,12 +205,8 @@ std::shared_ptr<ir::Graph> Supernet::derive(const SubnetConfig& c) const {
     if (!space_.group(name)) fail("subnet: unknown width group '{}'", name);
   std::vector<int64_t> kept_of_space(st.spaces.size());
   {
-    // A group is named after its first space's origin; every space maps to its group's root.
-    std::map<int, std::string> group_name;
-    for (size_t s = 0; s < st.spaces.size(); ++s)
-      group_name.emplace(analysis_->group_of_space[s], st.spaces[s].origin);
     for (size_t s = 0; s < st.spaces.size(); ++s) {
-      auto it = width.find(group_name[analysis_->group_of_space[s]]);
+      auto it = width.find(analysis_->group_names[analysis_->group_of_space[s]]);
       kept_of_space[s] = it == width.end() ? st.spaces[s].size : it->second;
     }
   }
@@ -305,16 +301,13 @@ std::shared_ptr<ir::Graph> Supernet::derive(const SubnetConfig& c) const {
 std::map<std::string, std::vector<std::string>> Supernet::node_width_groups() const {
   const ir::Graph& g = *graph_;
   ChannelState& st = analysis_->state;
-  std::map<int, std::string> group_name;
-  for (size_t sp = 0; sp < st.spaces.size(); ++sp)
-    group_name.emplace(analysis_->group_of_space[sp], st.spaces[sp].origin);
   std::map<std::string, std::vector<std::string>> out;
   for (const ir::Node& n : g.nodes) {
     std::set<std::string> names;
     auto add = [&](int t) {
       if (t < 0) return;
       for (const Segment& seg : st.layouts[t].segments) {
-        const std::string& name = group_name[analysis_->group_of_space[seg.space]];
+        const std::string& name = analysis_->group_names[analysis_->group_of_space[seg.space]];
         const WidthGroup* w = space_.group(name);
         if (w && w->elastic()) names.insert(name);
       }
