@@ -42,9 +42,14 @@ namespace {
 std::vector<int64_t> width_choices(int64_t size, const SpaceOptions& o) {
   std::set<int64_t> c;
   for (double r : o.width_ratios) {
+    if (r >= 1.0) continue;  // the full width is added exactly below, never rounded
     double w = r * static_cast<double>(size);
+    // Groups wider than the multiple round to it and keep at least one multiple (a 10-channel
+    // group offers 8 and 10, not 1); narrower ones round up, never below 1 channel.
     int64_t v = size > o.width_multiple
-                    ? static_cast<int64_t>(std::llround(w / o.width_multiple)) * o.width_multiple
+                    ? std::max<int64_t>(o.width_multiple,
+                                        std::llround(w / static_cast<double>(o.width_multiple)) *
+                                            o.width_multiple)
                     : static_cast<int64_t>(std::ceil(w));
     c.insert(std::clamp<int64_t>(v, 1, size));
   }
