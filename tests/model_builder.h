@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -72,7 +73,9 @@ class ModelBuilder {
     for (const auto& [k, v] : attrs) {
       auto* a = n->add_attribute();
       a->set_name(k);
-      if (v.size() == 1 && (k == "group" || k == "axis" || k == "keepdims" || k == "to")) {
+      static const std::set<std::string> scalar = {"group",  "axis",   "keepdims", "to",
+                                                   "transA", "transB", "size"};
+      if (v.size() == 1 && scalar.count(k)) {
         a->set_type(onnx::AttributeProto::INT);
         a->set_i(v[0]);
       } else {

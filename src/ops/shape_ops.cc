@@ -501,27 +501,8 @@ void slice_channels(supernet::ChannelContext& c) {
   const ir::Shape& x = c.in_tensor(0).shape;
   const ir::Shape& y = c.out_tensor(0).shape;
   if (!l.valid() || x[l.axis] == y[l.axis]) return c.pass_through();
-  if (c.opset() >= 10 &&
-      (!c.is_const(1) || (c.has_in(3) && !c.is_const(3)) || (c.has_in(4) && !c.is_const(4))))
-    return c.freeze_all("slice bounds computed at run time");
-  std::vector<int64_t> starts =
-      c.opset() < 10 ? c.node.attr_ints("starts") : c.in_tensor(1).value->to_int64();
-  std::vector<int64_t> axes = c.opset() < 10 ? c.node.attr_ints("axes")
-                              : c.has_in(3)  ? c.in_tensor(3).value->to_int64()
-                                             : std::vector<int64_t>{};
-  std::vector<int64_t> steps =
-      c.has_in(4) && c.opset() >= 10 ? c.in_tensor(4).value->to_int64() : std::vector<int64_t>{};
-  for (size_t i = 0; i < starts.size(); ++i) {
-    int64_t a = axes.empty() ? static_cast<int64_t>(i) : axes[i];
-    if (a < 0) a += static_cast<int64_t>(x.size());
-    if (a != l.axis) continue;
-    if (!steps.empty() && steps[i] != 1) return c.freeze_all("strided slice of channels");
-    int64_t s = starts[i] < 0 ? starts[i] + x[a] : std::min(starts[i], x[a]);
-    auto part = cut(l, s, s + y[a]);
-    if (!part || l.inner != 1) return c.freeze_all("slices inside a channel space");
-    return c.set_out(0, *part);
-  }
-  c.freeze_all("slice changes the channel count");
+  // Subnets do not adjust Slice bounds (Split sizes they do): slicing channels freezes them.
+  c.freeze_all("slices the channel axis");
 }
 
 void pad_channels(supernet::ChannelContext& c) {

@@ -223,6 +223,40 @@ std::shared_ptr<ir::Graph> Supernet::derive(const SubnetConfig& c) const {
     t.shape[b.axis] = static_cast<int64_t>(idx.size());
   }
 
+  // A Split along the channels gives each output the kept widths of the spaces it carries.
+  for (ir::Node& n : g->nodes) {
+    if (n.op_type != "Split" || n.inputs.empty()) continue;
+    const Layout& in = st.layouts[n.inputs[0]];
+    int64_t rank = static_cast<int64_t>(g->tensor(n.inputs[0]).shape.size());
+    int64_t axis = n.attr_int("axis", 0);
+    if (axis < 0) axis += rank;
+    if (!in.valid() || axis != in.axis) continue;
+    std::vector<int64_t> sizes;
+    bool changed = false;
+    for (int o : n.outputs) {
+      const Layout& l = st.layouts[o];
+      int64_t k = 0;
+      for (const Segment& seg : l.segments) k += kept_of_space[seg.space];
+      sizes.push_back(k * l.inner);
+      changed |= sizes.back() != src.tensor(o).shape[axis];
+    }
+    if (!changed) continue;
+    if (g->opset() >= 13) {
+      int id = g->unique_tensor(n.name + "_split");
+      ir::Tensor& t = g->tensor(id);
+      t.value = ir::ConstData::from_int64(sizes, {static_cast<int64_t>(sizes.size())});
+      t.dtype = ir::DType::Int64;
+      t.shape = t.value->shape;
+      if (n.inputs.size() < 2) n.inputs.resize(2, -1);
+      n.inputs[1] = id;
+    } else {
+      ir::Attribute a;
+      a.kind = ir::Attribute::Kind::Ints;
+      a.ints = sizes;
+      n.attrs["split"] = a;
+    }
+  }
+
   // A depthwise conv has one group per channel: its group count follows the sliced width.
   for (ir::Node& n : g->nodes) {
     if (n.op_type != "Conv" || !n.has_input(1)) continue;
