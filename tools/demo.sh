@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 bash tools/build.sh
 demo=build/demo
 /usr/bin/python3 tools/export_models.py --out "$demo" --models mobilenet_v2
-build/autotailor inspect "$demo/mobilenet_v2.onnx" --dot "$demo/mobilenet_v2.dot" | head -40
+build/autotailor inspect "$demo/mobilenet_v2.onnx" --dot "$demo/mobilenet_v2.dot" >"$demo/inspect.txt"
+sed -n '1,40p' "$demo/inspect.txt"
 build/autotailor run "$demo/mobilenet_v2.onnx" --input "$demo/mobilenet_v2.in4.pb" --output "$demo/out4.pb"
 /usr/bin/python3 - "$demo/out4.pb" "$demo/mobilenet_v2.out4.pb" <<'PY'
 import sys, onnx, numpy as np
