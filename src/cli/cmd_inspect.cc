@@ -25,7 +25,7 @@ struct InspectArgs {
 
 void print_space(const supernet::SearchSpace& s) {
   int frozen = static_cast<int>(s.groups.size()) - s.elastic_groups();
-  int elastic_kernels = static_cast<int>(s.kernels.size());
+  int elastic_kernels = s.elastic_kernels();
   std::cout << fmt::format(
       "\nsearch space: {} elastic width groups ({} frozen), {} skippable blocks in {} stages, "
       "{} elastic kernels, {} resolutions: 10^{:.2f} subnets\n",

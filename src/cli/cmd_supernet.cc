@@ -67,7 +67,7 @@ void add_supernet(CLI::App& app) {
     spdlog::info(
         "{}: {} elastic width groups, {} skippable blocks in {} stages, {} elastic "
         "kernels, {} resolutions: 10^{:.2f} subnets",
-        a->out, sp.elastic_groups(), sp.blocks.size(), sp.stages.size(), sp.kernels.size(),
+        a->out, sp.elastic_groups(), sp.blocks.size(), sp.stages.size(), sp.elastic_kernels(),
         std::max<size_t>(1, sp.resolutions.size()), sp.log10_size());
   });
 }

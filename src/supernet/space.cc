@@ -245,9 +245,9 @@ void find_resolutions(const ir::Graph& g, const SpaceOptions& o, SearchSpace& s)
     for (size_t d = 2; d < x.size(); ++d) spatial *= x[d];
     if (x.size() >= 3 && spatial > 1) {
       s.resolution_fixed_by = fmt::format(
-          "{} '{}' reads spatial positions (no global pooling "
-          "before the classifier)",
-          n.op_type, n.name);
+          "{} '{}' depends on the spatial size (it reads {} spatial positions; elastic "
+          "resolution needs global pooling before the classifier and no size-bound reshapes)",
+          n.op_type, n.name, spatial);
       return;
     }
   }
@@ -278,6 +278,8 @@ void find_resolutions(const ir::Graph& g, const SpaceOptions& o, SearchSpace& s)
   }
   if (!o.elastic_resolution)
     s.resolution_fixed_by = "elastic resolution switched off";
+  else if (o.resolutions <= 1)
+    s.resolution_fixed_by = "one resolution requested (--resolutions 1)";
   else if (s.resolutions.size() == 1)
     s.resolution_fixed_by = "no smaller input size passes shape inference";
 }
@@ -344,6 +346,11 @@ double SearchSpace::log10_size() const {
 int SearchSpace::elastic_groups() const {
   return static_cast<int>(
       std::count_if(groups.begin(), groups.end(), [](const WidthGroup& w) { return w.elastic(); }));
+}
+
+int SearchSpace::elastic_kernels() const {
+  return static_cast<int>(std::count_if(
+      kernels.begin(), kernels.end(), [](const KernelChoice& k) { return k.choices.size() > 1; }));
 }
 
 const WidthGroup* SearchSpace::group(const std::string& name) const {

@@ -8,7 +8,7 @@
 
 namespace autotailor {
 
-// Folds inference BatchNormalization nodes into the Conv (or Gemm) that feeds them alone.
+// Folds inference BatchNormalization nodes into the Conv that feeds them alone.
 // Returns how many were folded. Constants must be materialized (no selections).
 int fold_batchnorm(ir::Graph& g);
 

@@ -60,6 +60,7 @@ struct SearchSpace {
 
   double log10_size() const;  // log10 of the number of distinct configurations
   int elastic_groups() const;
+  int elastic_kernels() const;  // kernels with more than one choice
   const WidthGroup* group(const std::string& name) const;
   const Stage* stage(const std::string& name) const;
   const KernelChoice* kernel(const std::string& node) const;
