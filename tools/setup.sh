@@ -8,7 +8,7 @@ pkgs=(
   build-essential cmake ninja-build pkg-config git
   libtorch-dev libopenblas0-openmp libgloo-dev libdnnl-dev
   libonnx-dev libprotobuf-dev protobuf-compiler
-  libcli11-dev libspdlog-dev libgtest-dev nlohmann-json3-dev libstb-dev
+  libcli11-dev libspdlog-dev libgtest-dev nlohmann-json3-dev libstb-dev zlib1g-dev
   python3-torch python3-torchvision python3-onnx python3-numpy
   dataset-fashion-mnist libonnx-testdata
 )
