@@ -91,7 +91,7 @@ void expect_fused_equals_plain(const test::ModelBuilder& b, size_t expected_step
                                std::vector<int64_t> shape) {
   auto g = import(b);
   exec::Executor fused(g);
-  exec::Executor plain(g, exec::ExecOptions{true});
+  exec::Executor plain(g, exec::ExecOptions{true, nullptr});
   EXPECT_EQ(fused.step_count(), expected_steps) << ir::dump_text(*g);
   for (int64_t batch : {1, 2}) {
     shape[0] = batch;
@@ -156,7 +156,7 @@ TEST(Fusion, ResidualAddUsedTwiceIsNotOverwritten) {
   b.node("Add", {"c", "mid"}, {"out"});
   auto g = import(b);
   exec::Executor fused(g);
-  exec::Executor plain(g, exec::ExecOptions{true});
+  exec::Executor plain(g, exec::ExecOptions{true, nullptr});
   at::Tensor x = at::randn({1, 4, 6, 6});
   auto got = fused.run({x});
   at::NoGradGuard ng;

@@ -21,7 +21,7 @@ TEST_P(RealModel, MatchesPyTorchAtBatch1And4) {
   const std::string name = GetParam();
   std::shared_ptr<const ir::Graph> g = import_onnx(test::fixture(name + ".onnx"));
   exec::Executor fast(g);
-  exec::Executor plain(g, exec::ExecOptions{true});
+  exec::Executor plain(g, exec::ExecOptions{true, nullptr});
   EXPECT_LT(fast.step_count(), g->nodes.size()) << "no element-wise op was fused";
   for (int batch : {1, 4}) {
     SCOPED_TRACE("batch " + std::to_string(batch));

@@ -17,6 +17,7 @@
 #include "autotailor/import/onnx_import.h"
 #include "autotailor/latency/latency.h"
 #include "commands.h"
+#include "progress.h"
 
 namespace autotailor::cli {
 
@@ -34,32 +35,6 @@ std::string now_utc() {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
   return buf;
 }
-
-// A progress line redrawn in place on a terminal; a log line every 10 s otherwise.
-class Progress {
- public:
-  Progress(std::string what, size_t total) : what_(std::move(what)), total_(total) {}
-  void step(size_t done) {
-    auto now = std::chrono::steady_clock::now();
-    double secs = std::chrono::duration<double>(now - start_).count();
-    double eta = done ? secs / static_cast<double>(done) * static_cast<double>(total_ - done) : 0;
-    if (tty_) {
-      std::cerr << fmt::format("\r{} {}/{}  {:.0f} s elapsed, ETA {:.0f} s   ", what_, done, total_,
-                               secs, eta)
-                << std::flush;
-      if (done == total_) std::cerr << "\n";
-    } else if (now - last_ > std::chrono::seconds(10) || done == total_) {
-      spdlog::info("{} {}/{} ({:.0f} s elapsed, ETA {:.0f} s)", what_, done, total_, secs, eta);
-      last_ = now;
-    }
-  }
-
- private:
-  std::string what_;
-  size_t total_;
-  bool tty_ = ::isatty(2) != 0;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_ = start_;
-};
 
 struct LatencyArgs {
   std::string dir, device = "host", subnet = "max";
@@ -162,7 +137,7 @@ void add_predict(CLI::App& app) {
   auto* cmd = app.add_subcommand("predict", "Predict a subnet's latency from the LUT");
   cmd->add_option("dir", a->dir, "Directory made by `supernet` or `compile`")->required();
   cmd->add_option("--device", a->device, "Target device")->required();
-  cmd->add_option("--subnet", a->subnet, "max, min, random:SEED or a subnet JSON file");
+  cmd->add_option("--subnet", a->subnet, "max, min, mid, random:SEED or a subnet JSON file");
   cmd->add_flag("--json", a->json, "Print JSON (latency_ms, ...) to stdout");
   cmd->callback([a] {
     supernet::Supernet s = supernet::Supernet::load(a->dir);

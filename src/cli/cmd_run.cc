@@ -24,8 +24,9 @@ void add_run(CLI::App& app) {
   auto* cmd = app.add_subcommand("run", "Execute a model on TensorProto (.pb) inputs");
   cmd->add_option("model", a->model, "ONNX model file, or a directory made by `supernet`")
       ->required();
-  cmd->add_option("--subnet", a->subnet,
-                  "With a directory: max, min, random:SEED or a subnet JSON file (default max)");
+  cmd->add_option(
+      "--subnet", a->subnet,
+      "With a directory: max, min, mid, random:SEED or a subnet JSON file (default max)");
   cmd->add_option("--input", a->inputs, "Input tensor file (.pb), one per graph input, in order")
       ->required();
   cmd->add_option("--output", a->outputs, "Where to write each graph output (.pb), in order")

@@ -42,7 +42,7 @@ struct SupernetArgs {
 };
 
 struct SubnetArgs {
-  std::string dir, subnet = "max", out;
+  std::string dir, subnet = "max", out, data;
   std::vector<std::string> inputs, outputs;
 };
 
@@ -76,11 +76,14 @@ void add_export(CLI::App& app) {
   auto a = std::make_shared<SubnetArgs>();
   auto* cmd = app.add_subcommand("export", "Write one subnet of a SuperNet as a plain ONNX file");
   cmd->add_option("dir", a->dir, "Directory made by `supernet` or `compile`")->required();
-  cmd->add_option("--subnet", a->subnet, "max, min, random:SEED or a subnet JSON file");
+  cmd->add_option("--subnet", a->subnet, "max, min, mid, random:SEED or a subnet JSON file");
   cmd->add_option("-o,--output", a->out, "ONNX file to write")->required();
+  cmd->add_option("--data", a->data,
+                  "Data to recalibrate BatchNorm on (default: what `finetune` recorded)");
   cmd->callback([a] {
     supernet::Supernet s = supernet::Supernet::load(a->dir);
-    export_subnet(s, supernet::parse_subnet_spec(a->subnet, s.space()), a->out);
+    supernet::SubnetConfig c = supernet::parse_subnet_spec(a->subnet, s.space());
+    export_graph(*inference_subnet(a->dir, s, c, a->data), s.graph().name, a->out);
     spdlog::info("wrote {}", a->out);
   });
 }
@@ -89,7 +92,8 @@ void add_export(CLI::App& app) {
 void run_subnet(const std::string& dir, const std::string& spec,
                 const std::vector<std::string>& inputs, const std::vector<std::string>& outputs) {
   supernet::Supernet s = supernet::Supernet::load(dir);
-  std::shared_ptr<const ir::Graph> g = s.derive(supernet::parse_subnet_spec(spec, s.space()));
+  std::shared_ptr<const ir::Graph> g =
+      inference_subnet(dir, s, supernet::parse_subnet_spec(spec, s.space()));
   if (inputs.size() != g->inputs.size())
     fail("--input: the subnet takes {} input(s), {} given", g->inputs.size(), inputs.size());
   if (outputs.size() > g->outputs.size())

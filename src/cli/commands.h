@@ -2,6 +2,10 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <memory>
+
+#include "autotailor/supernet/supernet.h"
+#include "autotailor/train/trainer.h"
 
 namespace autotailor::cli {
 
@@ -14,6 +18,27 @@ void add_export(CLI::App& app);
 void add_profile(CLI::App& app);
 void add_predict(CLI::App& app);
 void add_validate_latency(CLI::App& app);
+void add_train(CLI::App& app);  // train, finetune, evaluate
+
+// A subnet of the SuperNet in DIR as `run`, `export` and `evaluate` execute it: BatchNorm
+// statistics recalibrated for it on the calibration split of `data_spec` (default: the data
+// `finetune` recorded in DIR/finetune.json) when the SuperNet has BatchNorm.
+std::shared_ptr<const ir::Graph> inference_subnet(const std::string& dir,
+                                                  const supernet::Supernet& s,
+                                                  const supernet::SubnetConfig& c,
+                                                  const std::string& data_spec = "");
+
+// The process's arguments, for starting workers (`--nproc`).
+void set_command_line(int argc, char** argv);
+
+// `--nproc N` without RANK in the environment: starts N workers running this same command and
+// waits for them (parent_done). Otherwise joins the process group the environment describes
+// (collective is null when training alone).
+struct DistributedLaunch {
+  bool parent_done = false;
+  std::unique_ptr<train::Collective> collective;
+};
+DistributedLaunch launch_processes(int nproc);
 
 // `run DIR --subnet SPEC`: a subnet of a SuperNet directory.
 void run_subnet(const std::string& dir, const std::string& spec,

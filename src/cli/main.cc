@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   CLI::App app{"autotailor: adapt a pre-trained ONNX image classifier to latency budgets"};
   app.set_version_flag("--version", std::string("autotailor ") + AUTOTAILOR_VERSION);
   app.require_subcommand(1);
+  app.fallthrough();  // -v and -q also after the subcommand
   int verbosity = 0;
   bool quiet = false;
   app.add_flag("-v,--verbose", verbosity, "More log output (repeat for more)");
@@ -30,6 +31,8 @@ int main(int argc, char** argv) {
   autotailor::cli::add_profile(app);
   autotailor::cli::add_predict(app);
   autotailor::cli::add_validate_latency(app);
+  autotailor::cli::add_train(app);
+  autotailor::cli::set_command_line(argc, argv);
 
   auto logger = spdlog::stderr_color_mt("autotailor");
   logger->set_pattern("%^[%l]%$ %v");

@@ -78,7 +78,7 @@ FusedChain find_chain(const ir::Graph& g, size_t i, const std::vector<char>& is_
     const ir::Node& m = g.nodes[t.consumers[0]];
     const ops::OpDef* dm = m.domain.empty() ? ops::find_op(m.op_type) : nullptr;
     if (!dm || !dm->as_post_op || m.outputs.size() != 1 || m.outputs[0] < 0) break;
-    std::optional<ops::PostOp> p = dm->as_post_op(ops::OpContext{g, m, false});
+    std::optional<ops::PostOp> p = dm->as_post_op(ops::OpContext{g, m, false, nullptr});
     if (!p) break;
     if (p->kind == ops::PostOp::Kind::Sum) {
       int other = m.inputs[0] == cur ? m.inputs[1] : m.inputs[0];
@@ -114,7 +114,7 @@ Executor::Executor(std::shared_ptr<const ir::Graph> graph, ExecOptions options)
     if (absorbed[i]) continue;
     const ir::Node& n = g.nodes[i];
     const ops::OpDef* def = op_def(g, n);
-    ops::OpContext ctx{g, n, options.training};
+    ops::OpContext ctx{g, n, options.training, options.batchnorm};
     Step s{{}, &n, {static_cast<int>(i)}, n.inputs, n.outputs, {}};
     if (!options.training && def->build_fused) {
       FusedChain chain = find_chain(g, i, is_output);

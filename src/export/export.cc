@@ -9,11 +9,16 @@ namespace autotailor {
 
 void export_subnet(const supernet::Supernet& s, const supernet::SubnetConfig& c,
                    const std::string& path) {
-  std::shared_ptr<ir::Graph> g = s.derive(c);
+  export_graph(*s.derive(c), s.graph().name, path);
+}
+
+void export_graph(const ir::Graph& derived, const std::string& model_name,
+                  const std::string& path) {
+  auto g = std::make_shared<ir::Graph>(derived);
   supernet::materialize(*g);
   fold_batchnorm(*g);
   remove_identities(*g);
-  g->name = s.graph().name;
+  g->name = model_name;
   std::string bytes = serialize_onnx(*g);
   try {
     import_onnx_bytes(bytes, path);  // the ONNX checker and shape inference, on what we write

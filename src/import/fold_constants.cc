@@ -73,7 +73,7 @@ int fold_constants(ir::Graph& g) {
       for (int in : n.inputs)
         ins.push_back(in >= 0 ? exec::tensor_from_const(g.tensor(in).value) : at::Tensor());
       try {
-        ops::OpContext ctx{g, n, false};
+        ops::OpContext ctx{g, n, false, nullptr};
         def->build(ctx)(ins, outs);
       } catch (const Unsupported&) {
         continue;  // left for the executor, which reports it when it is run

@@ -10,8 +10,24 @@ Kernel build_batchnorm(const OpContext& ctx) {
   if (ctx.node.attr_int("training_mode", 0) != 0 || ctx.node.has_output(1))
     unsupported("{}: training-mode BatchNormalization is not supported", ctx.where());
   double eps = ctx.node.attr_float("epsilon", 1e-5f);
-  return [eps](const Tensors& in, Tensors& out) {
-    out[0] = at::batch_norm(in[0], in[1], in[2], in[3], in[4], false, 0.0, eps, true);
+  std::shared_ptr<const exec::BatchNormMode> mode = ctx.batchnorm;
+  return [eps, mode](const Tensors& in, Tensors& out) {
+    using Kind = exec::BatchNormMode::Kind;
+    Kind kind = mode ? mode->kind : Kind::Inference;
+    if (kind == Kind::Inference) {
+      out[0] = at::batch_norm(in[0], in[1], in[2], in[3], in[4], false, 0.0, eps, true);
+    } else if (kind == Kind::Train) {
+      // Updates in[3] and in[4] (the bound running statistics) in place.
+      out[0] = at::batch_norm(in[0], in[1], in[2], in[3], in[4], true, mode->momentum, eps, true);
+    } else {
+      at::NoGradGuard no_grad;
+      std::vector<int64_t> dims{0};
+      for (int64_t d = 2; d < in[0].dim(); ++d) dims.push_back(d);
+      auto [var, mean] = at::var_mean(in[0], dims, /*unbiased=*/true);
+      in[3].mul_(1.0 - mode->momentum).add_(mean, mode->momentum);
+      in[4].mul_(1.0 - mode->momentum).add_(var, mode->momentum);
+      out[0] = in[0];
+    }
   };
 }
 

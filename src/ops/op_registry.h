@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "autotailor/common/error.h"
+#include "autotailor/exec/executor.h"
 #include "autotailor/ir/graph.h"
 
 namespace autotailor::supernet {
@@ -27,6 +28,7 @@ struct OpContext {
   const ir::Graph& graph;
   const ir::Node& node;
   bool training = false;  // autograd may run through the kernel: no in-place updates
+  std::shared_ptr<const exec::BatchNormMode> batchnorm;  // null: inference form
 
   int64_t opset() const { return graph.opset(); }
   bool has_in(size_t k) const { return node.has_input(k); }

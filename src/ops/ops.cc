@@ -15,7 +15,7 @@ bool is_supported(const ir::Node& n) {
 int64_t node_macs(const ir::Graph& g, const ir::Node& n) {
   const OpDef* def = is_supported(n) ? find_op(n.op_type) : nullptr;
   if (!def || !def->macs) return 0;
-  return def->macs(OpContext{g, n, false});
+  return def->macs(OpContext{g, n, false, nullptr});
 }
 
 }  // namespace autotailor::ops

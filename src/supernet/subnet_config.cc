@@ -25,6 +25,89 @@ SubnetConfig pick_each(const SearchSpace& s, Pick pick) {
 }
 }  // namespace
 
+std::vector<Position> positions(const SearchSpace& s) {
+  std::vector<Position> p;
+  for (const WidthGroup& w : s.groups)
+    if (w.elastic()) p.push_back({Position::Kind::Width, w.name, w.choices});
+  for (const KernelChoice& k : s.kernels)
+    if (k.choices.size() > 1) p.push_back({Position::Kind::Kernel, k.node, k.choices});
+  if (s.resolutions.size() > 1)
+    p.push_back({Position::Kind::Resolution, "resolution", s.resolutions});
+  for (const Stage& st : s.stages)
+    if (st.choices.size() > 1) p.push_back({Position::Kind::Depth, st.name, st.choices});
+  for (const Position& x : p)
+    if (x.choices.size() > 255)
+      fail("{} '{}' has more than 255 choices", kind_name(x.kind), x.name);
+  return p;
+}
+
+const char* kind_name(Position::Kind k) {
+  switch (k) {
+    case Position::Kind::Width:
+      return "width";
+    case Position::Kind::Kernel:
+      return "kernel";
+    case Position::Kind::Resolution:
+      return "resolution";
+    case Position::Kind::Depth:
+      return "depth";
+  }
+  return "?";
+}
+
+SubnetCode encode(const std::vector<Position>& p, const SubnetConfig& c) {
+  SubnetCode code(p.size());
+  for (size_t i = 0; i < p.size(); ++i) {
+    const Position& x = p[i];
+    int64_t v = x.choices.back();
+    auto from = [&](const std::map<std::string, int64_t>& m) {
+      auto it = m.find(x.name);
+      if (it != m.end()) v = it->second;
+    };
+    switch (x.kind) {
+      case Position::Kind::Width:
+        from(c.widths);
+        break;
+      case Position::Kind::Kernel:
+        from(c.kernels);
+        break;
+      case Position::Kind::Depth:
+        from(c.depths);
+        break;
+      case Position::Kind::Resolution:
+        if (c.resolution) v = c.resolution;
+        break;
+    }
+    auto it = std::find(x.choices.begin(), x.choices.end(), v);
+    if (it == x.choices.end())
+      fail("subnet: {} '{}' = {} is not one of its choices", kind_name(x.kind), x.name, v);
+    code[i] = static_cast<uint8_t>(it - x.choices.begin());
+  }
+  return code;
+}
+
+SubnetConfig decode(const std::vector<Position>& p, const SubnetCode& code) {
+  SubnetConfig c;
+  for (size_t i = 0; i < p.size(); ++i) {
+    int64_t v = p[i].choices.at(code.at(i));
+    switch (p[i].kind) {
+      case Position::Kind::Width:
+        c.widths[p[i].name] = v;
+        break;
+      case Position::Kind::Kernel:
+        c.kernels[p[i].name] = v;
+        break;
+      case Position::Kind::Depth:
+        c.depths[p[i].name] = v;
+        break;
+      case Position::Kind::Resolution:
+        c.resolution = v;
+        break;
+    }
+  }
+  return c;
+}
+
 SubnetConfig max_subnet(const SearchSpace& s) {
   return pick_each(s, [](const std::vector<int64_t>& v) { return v.back(); });
 }
@@ -33,11 +116,15 @@ SubnetConfig min_subnet(const SearchSpace& s) {
   return pick_each(s, [](const std::vector<int64_t>& v) { return v.front(); });
 }
 
+SubnetConfig mid_subnet(const SearchSpace& s) {
+  return pick_each(s, [](const std::vector<int64_t>& v) { return v[v.size() / 2]; });
+}
+
 SubnetConfig random_subnet(const SearchSpace& s, uint64_t seed) {
+  // mt19937_64's output is fixed by the standard; std::uniform_int_distribution's is not, so the
+  // index is reduced by hand: the same subnet for a seed with every standard library.
   std::mt19937_64 rng(seed);
-  return pick_each(s, [&](const std::vector<int64_t>& v) {
-    return v[std::uniform_int_distribution<size_t>(0, v.size() - 1)(rng)];
-  });
+  return pick_each(s, [&](const std::vector<int64_t>& v) { return v[rng() % v.size()]; });
 }
 
 std::string subnet_to_json(const SubnetConfig& c, int indent) {
@@ -98,6 +185,7 @@ SubnetConfig subnet_from_json(const std::string& text, const std::string& source
 SubnetConfig parse_subnet_spec(const std::string& spec, const SearchSpace& s) {
   if (spec == "max") return max_subnet(s);
   if (spec == "min") return min_subnet(s);
+  if (spec == "mid") return mid_subnet(s);
   if (spec.rfind("random:", 0) == 0) {
     try {
       size_t used = 0;

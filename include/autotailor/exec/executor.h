@@ -13,9 +13,25 @@
 
 namespace autotailor::exec {
 
+// How BatchNormalization nodes behave; read at every run, so one executor can switch between
+// fine-tuning, statistics collection and inference.
+struct BatchNormMode {
+  enum class Kind {
+    Inference,  // normalise with the running statistics (the ONNX inference form)
+    Train,      // normalise with the batch's statistics and update the running ones
+    Measure,    // pass the input through unchanged and update the running statistics
+  };
+  Kind kind = Kind::Inference;
+  // running = (1 - momentum) * running + momentum * batch (PyTorch's convention; 1/(k+1) for
+  // the k-th batch gives the plain average over batches). Variance updates are unbiased.
+  double momentum = 0.1;
+};
+
 struct ExecOptions {
   // Autograd may run through the graph: kernels avoid in-place updates of their inputs.
   bool training = false;
+  // Null: inference form. Running statistics are updated in place in the bound constants.
+  std::shared_ptr<const BatchNormMode> batchnorm;
 };
 
 class Executor {

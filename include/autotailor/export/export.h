@@ -20,5 +20,7 @@ int remove_identities(ir::Graph& g);
 // checker and shape inference) before the file is renamed into place.
 void export_subnet(const supernet::Supernet& s, const supernet::SubnetConfig& c,
                    const std::string& path);
+// The same for a subnet graph already derived (and perhaps BatchNorm-recalibrated).
+void export_graph(const ir::Graph& derived, const std::string& model_name, const std::string& path);
 
 }  // namespace autotailor

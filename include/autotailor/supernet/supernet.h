@@ -26,13 +26,32 @@ struct SubnetConfig {
 
 SubnetConfig max_subnet(const SearchSpace& s);
 SubnetConfig min_subnet(const SearchSpace& s);
+// The middle choice of every dimension (the upper one of an even count): "mid".
+SubnetConfig mid_subnet(const SearchSpace& s);
 SubnetConfig random_subnet(const SearchSpace& s, uint64_t seed);
 std::string subnet_to_json(const SubnetConfig& c, int indent = 2);
 // Parses and checks against the space; errors name `source` and the entry.
 SubnetConfig subnet_from_json(const std::string& text, const std::string& source,
                               const SearchSpace& s);
-// "max", "min", "random:SEED" or a JSON file.
+// "max", "min", "mid", "random:SEED" or a JSON file.
 SubnetConfig parse_subnet_spec(const std::string& spec, const SearchSpace& s);
+
+// The elastic positions of a space as a flat vector of choice indices (Once-for-All's
+// architecture encoding): what search mutates and the compiled predictors read. Order: widths
+// of elastic groups, kernels with choices, the resolution, then stage depths (each only when it
+// has more than one choice).
+struct Position {
+  enum class Kind { Width, Kernel, Resolution, Depth };
+  Kind kind;
+  std::string name;  // group, conv or stage; "resolution"
+  std::vector<int64_t> choices;
+};
+using SubnetCode = std::vector<uint8_t>;
+
+std::vector<Position> positions(const SearchSpace& s);
+const char* kind_name(Position::Kind k);  // "width", "kernel", "resolution", "depth"
+SubnetCode encode(const std::vector<Position>& p, const SubnetConfig& c);  // throws on a bad value
+SubnetConfig decode(const std::vector<Position>& p, const SubnetCode& code);
 
 class Supernet {
  public:

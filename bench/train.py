@@ -1,0 +1,177 @@
+#!/usr/bin/python3
+"""Training benchmark: throughput of `autotailor train` against PyTorch eager, and accuracy
+of SuperNet subnets before and after `autotailor finetune`. Writes docs/training.md.
+
+Usage:
+    /usr/bin/python3 bench/train.py [--autotailor build/autotailor] [--threads 1,2]
+        [--steps 40] [--batch 64] [--finetune-epochs 1] [--models-dir models]
+        [--skip-throughput] [--skip-finetune] [--out docs/training.md]
+
+Throughput: the reference architectures (tools/reference_models.py, random init, 32x32x3,
+10 classes), one SGD step = forward, cross-entropy with label smoothing, backward, Nesterov
+SGD update, BatchNorm in training mode. PyTorch eager runs on random tensors (no data
+loading); autotailor runs `train --data fashion-mnist --max-steps N` (data loading in
+background threads included) and reports images/s after its first three steps; eager is
+timed the same way. Each measurement is a separate process with the thread count set.
+
+Fine-tuning: for every trained model in --models-dir, `supernet`, then `evaluate` of the
+max, mid and min subnets (BatchNorm recalibrated on the calibration split), `finetune
+--epochs E`, and `evaluate` again. Accuracy is top-1 on the 10,000 test images.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tools"))
+
+EAGER = r"""
+import sys, time, json, torch
+sys.path.insert(0, sys.argv[1])
+import reference_models as rm
+torch.set_num_threads(int(sys.argv[3]))
+torch.manual_seed(0)
+model = rm.BUILDERS[sys.argv[2]]().train()
+batch, steps = int(sys.argv[4]), int(sys.argv[5])
+opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-5)
+loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+x = torch.rand(batch, 3, 32, 32)
+y = torch.randint(0, 10, (batch,))
+def step():
+    opt.zero_grad(set_to_none=False)
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    opt.step()
+for _ in range(3):
+    step()
+t = time.perf_counter()
+for _ in range(steps - 3):
+    step()
+print(json.dumps({"images_per_second": batch * (steps - 3) / (time.perf_counter() - t)}))
+"""
+
+
+def log(msg):
+    print(f"bench/train: {msg}", file=sys.stderr, flush=True)
+
+
+def run_json(cmd, env=None):
+    log("+ " + " ".join(cmd))
+    res = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=env)
+    return json.loads(res.stdout)
+
+
+def commit():
+    try:
+        return subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], check=True,
+                              stdout=subprocess.PIPE, text=True).stdout.strip()
+    except Exception:
+        return "unknown"
+
+
+def throughput(args, tmp):
+    subprocess.run([sys.executable, os.path.join(REPO, "tools", "reference_models.py"), "export",
+                    "--out", tmp, "--models", "resnet_fm,mobilenet_v2_fm"], check=True)
+    rows = []
+    for name in ["resnet_fm", "mobilenet_v2_fm"]:
+        for threads in args.threads:
+            env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+            eager = run_json([sys.executable, "-c", EAGER, os.path.join(REPO, "tools"), name,
+                              str(threads), str(args.batch), str(args.steps)], env)
+            ours = run_json([args.autotailor, "train", os.path.join(tmp, name + ".onnx"), "--data",
+                             "fashion-mnist", "--max-steps", str(args.steps), "--batch",
+                             str(args.batch), "--threads", str(threads), "-q", "--json", "-o",
+                             os.path.join(tmp, name + ".trained.onnx")], env)
+            e, o = eager["images_per_second"], ours["images_per_second"]
+            rows.append((name, threads, o, e, o / e))
+            log(f"{name} threads {threads}: autotailor {o:.0f} img/s, eager {e:.0f} img/s")
+    return rows
+
+
+def evaluate(args, target, subnet):
+    cmd = [args.autotailor, "evaluate", target, "--data", "fashion-mnist", "--json", "-q"]
+    if subnet:
+        cmd += ["--subnet", subnet]
+    return run_json(cmd)["accuracy"]
+
+
+def finetune(args, tmp):
+    rows = []
+    for name in ["resnet_fm", "mobilenet_v2_fm"]:
+        model = os.path.join(args.models_dir, name + ".onnx")
+        if not os.path.exists(model):
+            log(f"{model} missing: skipped (train it with tools/reference_models.py)")
+            continue
+        sn = os.path.join(tmp, name + ".sn")
+        subprocess.run([args.autotailor, "supernet", model, "-o", sn, "-q"], check=True)
+        before = {s: evaluate(args, sn, s) for s in ["max", "mid", "min"]}
+        start = time.time()
+        subprocess.run([args.autotailor, "finetune", sn, "--data", "fashion-mnist", "--epochs",
+                        str(args.finetune_epochs), "-q"], check=True)
+        secs = time.time() - start
+        after = {s: evaluate(args, sn, s) for s in ["max", "mid", "min"]}
+        original = evaluate(args, model, None)
+        rows.append((name, original, before, after, secs))
+    return rows
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--autotailor", default=os.path.join(REPO, "build", "autotailor"))
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--finetune-epochs", type=int, default=1)
+    p.add_argument("--models-dir", default=os.path.join(REPO, "models"))
+    p.add_argument("--skip-throughput", action="store_true")
+    p.add_argument("--skip-finetune", action="store_true")
+    p.add_argument("--out", default=os.path.join(REPO, "docs", "training.md"))
+    args = p.parse_args()
+    args.threads = [int(t) for t in args.threads.split(",")]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tp = [] if args.skip_throughput else throughput(args, tmp)
+        ft = [] if args.skip_finetune else finetune(args, tmp)
+
+    lines = ["# Training benchmarks", "",
+             f"Generated by `bench/train.py` on {datetime.date.today()}, commit {commit()}, "
+             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores.", ""]
+    if tp:
+        lines += ["## Training throughput", "",
+                  f"One SGD step at batch {args.batch}, 32x32x3 inputs, BatchNorm in training mode; "
+                  f"images/s over steps 4-{args.steps}. Target: autotailor >= 0.9x eager.", "",
+                  "| model | threads | autotailor img/s | PyTorch eager img/s | ratio | target |",
+                  "|---|---|---|---|---|---|"]
+        for name, threads, o, e, r in tp:
+            lines.append(f"| {name} | {threads} | {o:.0f} | {e:.0f} | {r:.2f} | "
+                         f"{'met' if r >= 0.9 else 'missed'} |")
+        lines.append("")
+    if ft:
+        lines += ["## Subnet accuracy before and after fine-tuning", "",
+                  f"`finetune --epochs {args.finetune_epochs}` (sandwich rule: max, min and 2 random "
+                  "subnets per step, in-place distillation). Top-1 on the 10,000 Fashion-MNIST test "
+                  "images, BatchNorm recalibrated per subnet on 2000 held-out training images.", "",
+                  "| model | original | subnet | before | after | fine-tuning time |",
+                  "|---|---|---|---|---|---|"]
+        for name, original, before, after, secs in ft:
+            for s in ["max", "mid", "min"]:
+                lines.append(f"| {name} | {100 * original:.2f}% | {s} | {100 * before[s]:.2f}% | "
+                             f"{100 * after[s]:.2f}% | {secs / 60:.1f} min |")
+        lines.append("")
+    with open(args.out + ".tmp", "w") as f:
+        f.write("\n".join(lines))
+    os.replace(args.out + ".tmp", args.out)
+    log(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
