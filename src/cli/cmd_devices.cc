@@ -1,8 +1,11 @@
+#include <fmt/format.h>
+
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "autotailor/latency/device.h"
 #include "commands.h"
 
 namespace autotailor::cli {
@@ -24,17 +27,36 @@ void add_devices(CLI::App& app) {
   cmd->callback([json] {
     unsigned cores = std::thread::hardware_concurrency();
     std::string cpu = host_cpu_model();
-    if (*json) {
-      nlohmann::json d = {{"devices",
-                           {{{"name", "host"},
-                             {"kind", "measured"},
-                             {"description", "this machine, measured with LibTorch"},
-                             {"cpu", cpu},
-                             {"cores", cores}}}}};
-      std::cout << d.dump(2) << "\n";
-    } else {
-      std::cout << "host  measured  " << cpu << ", " << cores << " cores (LibTorch)\n";
+    nlohmann::json list = nlohmann::json::array();
+    for (const latency::Device& d : latency::devices()) {
+      if (d.kind == "measured") {
+        list.push_back({{"name", d.name},
+                        {"kind", d.kind},
+                        {"description", d.description},
+                        {"cpu", cpu},
+                        {"cores", cores}});
+        if (!*json)
+          std::cout << fmt::format("{:<16} measured   {}, {} cores (LibTorch)\n", d.name, cpu,
+                                   cores);
+        continue;
+      }
+      list.push_back({{"name", d.name},
+                      {"kind", d.kind},
+                      {"description", d.description},
+                      {"cpu", d.cpu},
+                      {"cores", d.cores},
+                      {"ghz", d.ghz},
+                      {"flops_per_cycle", d.flops_per_cycle},
+                      {"peak_gflops", d.peak_gflops()},
+                      {"memory_gbps", d.memory_gbps},
+                      {"op_overhead_us", d.op_overhead_us},
+                      {"efficiency", d.efficiency},
+                      {"sources", d.sources}});
+      if (!*json)
+        std::cout << fmt::format("{:<16} estimated  {} ({:.0f} GFLOP/s peak, {:.0f} GB/s)\n",
+                                 d.name, d.cpu, d.peak_gflops(), d.memory_gbps);
     }
+    if (*json) std::cout << nlohmann::json{{"devices", list}}.dump(2) << "\n";
   });
 }
 

@@ -15,9 +15,12 @@
 #include "autotailor/exec/timing.h"
 #include "autotailor/export/export.h"
 #include "autotailor/import/onnx_import.h"
+#include "autotailor/latency/device.h"
 #include "autotailor/latency/latency.h"
+#include "autotailor/train/batchnorm.h"
 #include "commands.h"
 #include "progress.h"
+#include "train_flags.h"
 
 namespace autotailor::cli {
 
@@ -44,6 +47,15 @@ struct LatencyArgs {
 
 }  // namespace
 
+supernet::Supernet latency_view(const supernet::Supernet& s) {
+  if (train::batchnorm_nodes(s.graph()).empty()) return s;
+  auto g = std::make_shared<ir::Graph>(s.graph());
+  fold_batchnorm(*g);
+  supernet::Supernet v(g, s.options());
+  v.space() = s.space();  // the same groups by name, with the directory's choices
+  return v;
+}
+
 void add_profile(CLI::App& app) {
   auto a = std::make_shared<LatencyArgs>();
   auto* cmd = app.add_subcommand(
@@ -52,84 +64,105 @@ void add_profile(CLI::App& app) {
   cmd->add_option("--device", a->device, "Target device (see `devices`)")->required();
   cmd->add_option("--threads", a->threads, "Intra-op threads to measure with")
       ->check(CLI::Range(1, 1024));
-  cmd->callback([a] {
-    require_host(a->device);
-    at::set_num_threads(a->threads);
-    supernet::Supernet s = supernet::Supernet::load(a->dir);
-    std::string path = latency::lut_path(a->dir, a->device);
-    latency::LatencyTable lut;
-    if (std::filesystem::exists(path)) {
-      lut = latency::LatencyTable::load(path);
-      if (lut.threads != a->threads)
-        fail("{} was measured with {} thread(s); remove it or pass --threads {}", path, lut.threads,
-             lut.threads);
-    }
-    lut.device = a->device;
-    lut.threads = a->threads;
-    lut.runtime = "autotailor executor (LibTorch 1.13, oneDNN)";
-    lut.version = AUTOTAILOR_VERSION;
-    auto t0 = std::chrono::steady_clock::now();
+  cmd->callback(
+      [a] { profile_device(supernet::Supernet::load(a->dir), a->dir, a->device, a->threads); });
+}
+
+void profile_device(const supernet::Supernet& tuned, const std::string& dir,
+                    const std::string& device, int threads) {
+  supernet::Supernet s = latency_view(tuned);
+  latency::Device dev = latency::find_device(device);
+  std::string path = latency::lut_path(dir, dev.name);
+  if (dev.kind != "measured") {
+    // An analytic estimate from the descriptor: nothing to measure here.
     latency::SpaceConfigs cs = latency::unique_configs(s);
-    double enum_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    spdlog::info(
-        "{} unique operator configurations in a space of 10^{:.2f} subnets (found "
-        "through {} covering subnets in {:.1f} s)",
-        cs.configs.size(), cs.log10_subnets, cs.subnets_derived, enum_s);
-    std::vector<const latency::OpConfig*> todo;
-    for (const auto& c : cs.configs)
-      if (!lut.entries.count(c.key)) todo.push_back(&c);
-    spdlog::info("{} already in {}, {} to measure", cs.configs.size() - todo.size(), path,
-                 todo.size());
-    Progress progress("profiling", todo.size());
-    auto since_save = std::chrono::steady_clock::now();
-    for (size_t i = 0; i < todo.size(); ++i) {
-      auto start = std::chrono::steady_clock::now();
-      exec::Executor ex(todo[i]->graph);
-      exec::Timing t =
-          exec::time_runs(ex, exec::random_inputs(*todo[i]->graph, 1, 0, true), 3, 10, 25.0, 200);
-      lut.entries[todo[i]->key] = {t.median_ms, t.p10_ms, t.p90_ms, t.runs, false};
-      auto end = std::chrono::steady_clock::now();
-      lut.profiling_seconds += std::chrono::duration<double>(end - start).count();
-      // Saved as it goes: an interrupted profile resumes where it stopped.
-      if (end - since_save > std::chrono::seconds(5)) {
-        lut.date = now_utc();
-        lut.save(path);
-        since_save = end;
-      }
-      progress.step(i + 1);
-    }
-    // Per-model calibration: the max, min and a few random subnets measured whole, against the
-    // sum of their steps (seeds 1000+ stay clear of validate-latency's 1..N).
-    std::vector<supernet::SubnetConfig> calib = {supernet::max_subnet(s.space()),
-                                                 supernet::min_subnet(s.space())};
-    for (uint64_t seed = 1001; seed <= 1006; ++seed)
-      calib.push_back(supernet::random_subnet(s.space(), seed));
-    lut.overhead_ms = 0;
-    lut.scale = 1;
-    // Weighted by 1/y^2: the fit minimises relative error, which is what the target counts.
-    double sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
-    for (const auto& c : calib) {
-      auto g = s.derive(c);
-      exec::Executor whole(g);
-      double y = exec::time_runs(whole, exec::random_inputs(*g, 1), 3, 10, 200.0, 100).median_ms;
-      double x = latency::predict(s, lut, c).latency_ms;
-      double w = 1.0 / (y * y);
-      sw += w, sx += w * x, sy += w * y, sxx += w * x * x, sxy += w * x * y;
-    }
-    double denom = sw * sxx - sx * sx;
-    lut.scale = denom > 0 ? (sw * sxy - sx * sy) / denom : 1.0;
-    lut.overhead_ms = (sy - lut.scale * sx) / sw;
-    lut.calibration_subnets = static_cast<int>(calib.size());
-    double sum = latency::predict(s, lut, calib[0]).latency_ms;
+    latency::LatencyTable lut;
+    lut.device = dev.name;
+    lut.threads = dev.cores;
+    lut.runtime = "analytic estimate (autotailor device model)";
+    lut.version = AUTOTAILOR_VERSION;
+    for (const auto& c : cs.configs) lut.entries[c.key] = latency::estimate(dev, *c.graph);
     lut.date = now_utc();
     lut.save(path);
     spdlog::info(
-        "wrote {}: {} entries, {:.1f} s of measurement in all; calibrated on {} whole "
-        "subnets: latency = {:.3f} ms + {:.3f} x sum of steps (max subnet predicted "
-        "{:.3f} ms)",
-        path, lut.entries.size(), lut.profiling_seconds, lut.calibration_subnets, lut.overhead_ms,
-        lut.scale, sum);
-  });
+        "wrote {}: {} estimated entries for {} ({}; estimated until measurements "
+        "replace it)",
+        path, lut.entries.size(), dev.name, dev.cpu);
+    return;
+  }
+  at::set_num_threads(threads);
+  latency::LatencyTable lut;
+  if (std::filesystem::exists(path)) {
+    lut = latency::LatencyTable::load(path);
+    if (lut.threads != threads)
+      fail("{} was measured with {} thread(s); remove it or pass --threads {}", path, lut.threads,
+           lut.threads);
+  }
+  lut.device = dev.name;
+  lut.threads = threads;
+  lut.runtime = "autotailor executor (LibTorch 1.13, oneDNN)";
+  lut.version = AUTOTAILOR_VERSION;
+  auto t0 = std::chrono::steady_clock::now();
+  latency::SpaceConfigs cs = latency::unique_configs(s);
+  double enum_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::info(
+      "{} unique operator configurations in a space of 10^{:.2f} subnets (found "
+      "through {} covering subnets in {:.1f} s)",
+      cs.configs.size(), cs.log10_subnets, cs.subnets_derived, enum_s);
+  std::vector<const latency::OpConfig*> todo;
+  for (const auto& c : cs.configs)
+    if (!lut.entries.count(c.key)) todo.push_back(&c);
+  spdlog::info("{} already in {}, {} to measure", cs.configs.size() - todo.size(), path,
+               todo.size());
+  Progress progress("profiling", todo.size());
+  auto since_save = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < todo.size(); ++i) {
+    auto start = std::chrono::steady_clock::now();
+    exec::Executor ex(todo[i]->graph);
+    exec::Timing t =
+        exec::time_runs(ex, exec::random_inputs(*todo[i]->graph, 1, 0, true), 3, 10, 25.0, 200);
+    lut.entries[todo[i]->key] = {t.median_ms, t.p10_ms, t.p90_ms, t.runs, false};
+    auto end = std::chrono::steady_clock::now();
+    lut.profiling_seconds += std::chrono::duration<double>(end - start).count();
+    // Saved as it goes: an interrupted profile resumes where it stopped.
+    if (end - since_save > std::chrono::seconds(5)) {
+      lut.date = now_utc();
+      lut.save(path);
+      since_save = end;
+    }
+    progress.step(i + 1);
+  }
+  // Per-model calibration: the max, min and a few random subnets measured whole, against the
+  // sum of their steps (seeds 1000+ stay clear of validate-latency's 1..N).
+  std::vector<supernet::SubnetConfig> calib = {supernet::max_subnet(s.space()),
+                                               supernet::min_subnet(s.space())};
+  for (uint64_t seed = 1001; seed <= 1006; ++seed)
+    calib.push_back(supernet::random_subnet(s.space(), seed));
+  lut.overhead_ms = 0;
+  lut.scale = 1;
+  // Weighted by 1/y^2: the fit minimises relative error, which is what the target counts.
+  double sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (const auto& c : calib) {
+    auto g = s.derive(c);
+    exec::Executor whole(g);
+    double y = exec::time_runs(whole, exec::random_inputs(*g, 1), 3, 10, 200.0, 100).median_ms;
+    double x = latency::predict(s, lut, c).latency_ms;
+    double w = 1.0 / (y * y);
+    sw += w, sx += w * x, sy += w * y, sxx += w * x * x, sxy += w * x * y;
+  }
+  double denom = sw * sxx - sx * sx;
+  lut.scale = denom > 0 ? (sw * sxy - sx * sy) / denom : 1.0;
+  lut.overhead_ms = (sy - lut.scale * sx) / sw;
+  lut.calibration_subnets = static_cast<int>(calib.size());
+  double sum = latency::predict(s, lut, calib[0]).latency_ms;
+  lut.date = now_utc();
+  lut.save(path);
+  spdlog::info(
+      "wrote {}: {} entries, {:.1f} s of measurement in all; calibrated on {} whole "
+      "subnets: latency = {:.3f} ms + {:.3f} x sum of steps (max subnet predicted "
+      "{:.3f} ms)",
+      path, lut.entries.size(), lut.profiling_seconds, lut.calibration_subnets, lut.overhead_ms,
+      lut.scale, sum);
 }
 
 void add_predict(CLI::App& app) {
@@ -140,23 +173,41 @@ void add_predict(CLI::App& app) {
   cmd->add_option("--subnet", a->subnet, "max, min, mid, random:SEED or a subnet JSON file");
   cmd->add_flag("--json", a->json, "Print JSON (latency_ms, ...) to stdout");
   cmd->callback([a] {
-    supernet::Supernet s = supernet::Supernet::load(a->dir);
+    supernet::Supernet s = latency_view(supernet::Supernet::load(a->dir));
     latency::LatencyTable lut = latency::load_lut(a->dir, a->device);
-    latency::Prediction p =
-        latency::predict(s, lut, supernet::parse_subnet_spec(a->subnet, s.space()));
+    supernet::SubnetConfig cfg = supernet::parse_subnet_spec(a->subnet, s.space());
+    latency::Prediction p = latency::predict(s, lut, cfg);
     bool estimated = std::any_of(lut.entries.begin(), lut.entries.end(),
                                  [](const auto& e) { return e.second.estimated; });
+    // Accuracy once `sensitivity` (or `compile`) has measured the predictor's table.
+    nlohmann::json accuracy = nullptr;
+    std::string metric;
+    if (std::filesystem::exists(sensitivity_path(a->dir))) {
+      search::SensitivityTable t = search::SensitivityTable::load(sensitivity_path(a->dir));
+      std::vector<supernet::Position> pos = supernet::positions(s.space());
+      accuracy = search::AccuracyModel(t, pos).predict(supernet::encode(pos, cfg));
+      metric = t.metric;
+    }
     if (a->json) {
       nlohmann::json steps = nlohmann::json::array();
       for (const auto& [key, ms] : p.steps) steps.push_back({{"config", key}, {"ms", ms}});
-      nlohmann::json j = {{"latency_ms", p.latency_ms},     {"device", lut.device},
-                          {"threads", lut.threads},         {"estimated", estimated},
-                          {"overhead_ms", lut.overhead_ms}, {"steps", steps}};
+      nlohmann::json j = {{"latency_ms", p.latency_ms},
+                          {"accuracy", accuracy},
+                          {"device", lut.device},
+                          {"threads", lut.threads},
+                          {"estimated", estimated},
+                          {"overhead_ms", lut.overhead_ms},
+                          {"steps", steps}};
+      if (!metric.empty()) j["accuracy_metric"] = metric;
       std::cout << j.dump(2) << "\n";
     } else {
-      std::cout << fmt::format("{}: predicted {:.3f} ms on {} ({} thread(s)){}, {} steps\n",
+      std::string acc = accuracy.is_null()
+                            ? std::string(", accuracy unknown (run `autotailor sensitivity`)")
+                            : fmt::format(", accuracy {:.2f}%{}", 100 * accuracy.get<double>(),
+                                          metric == "top1" ? "" : " (agreement proxy)");
+      std::cout << fmt::format("{}: predicted {:.3f} ms on {} ({} thread(s)){}{}, {} steps\n",
                                a->subnet, p.latency_ms, lut.device, lut.threads,
-                               estimated ? " [estimated]" : "", p.steps.size());
+                               estimated ? " [estimated]" : "", acc, p.steps.size());
     }
   });
 }
@@ -172,7 +223,7 @@ void add_validate_latency(CLI::App& app) {
   cmd->add_flag("--json", a->json, "Print JSON to stdout");
   cmd->callback([a] {
     require_host(a->device);
-    supernet::Supernet s = supernet::Supernet::load(a->dir);
+    supernet::Supernet s = latency_view(supernet::Supernet::load(a->dir));
     latency::LatencyTable lut = latency::load_lut(a->dir, a->device);
     at::set_num_threads(lut.threads);
     std::string tmp = (std::filesystem::temp_directory_path() /

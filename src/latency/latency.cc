@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <cmath>
 #include <filesystem>
+#include <functional>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -99,15 +102,32 @@ std::vector<std::string> step_keys(const ir::Graph& g) {
   return plan_of(std::make_shared<ir::Graph>(g)).keys;
 }
 
-SpaceConfigs unique_configs(const supernet::Supernet& s) {
-  const supernet::SearchSpace& sp = s.space();
-  // The dimensions a step's configuration can depend on.
-  struct Dim {
-    enum { Width, Kernel, Resolution } kind;
-    std::string name;
-    std::vector<int64_t> choices;
-  };
+namespace {
+
+// The dimensions a step's configuration can depend on.
+struct Dim {
+  enum { Width, Kernel, Resolution } kind;
+  std::string name;
+  std::vector<int64_t> choices;
+};
+
+// Each step of the max subnet (by its head node), the dimensions it depends on, and the
+// combinations of their choices not yet seen.
+struct StepDims {
+  std::string head;
+  std::vector<int> dims;
+  std::vector<std::vector<int>> todo;  // choice indices per dim
+};
+
+struct Coverage {
   std::vector<Dim> dims;
+  std::vector<StepDims> steps;
+};
+
+Coverage coverage(const supernet::Supernet& s) {
+  const supernet::SearchSpace& sp = s.space();
+  Coverage cv;
+  std::vector<Dim>& dims = cv.dims;
   std::map<std::string, int> dim_of;
   for (const auto& w : sp.groups)
     if (w.elastic()) {
@@ -128,12 +148,6 @@ SpaceConfigs unique_configs(const supernet::Supernet& s) {
   auto groups_of = s.node_width_groups();
   std::shared_ptr<const ir::Graph> max_graph = s.derive(supernet::max_subnet(sp));
   Steps max_steps = plan_of(max_graph);
-  // Each step's dimensions, and every combination of their choices still to be seen.
-  struct StepDims {
-    std::vector<int> dims;
-    std::vector<std::vector<int>> todo;  // choice indices per dim
-  };
-  std::vector<StepDims> steps;
   for (const auto& st : max_steps.plan) {
     std::set<int> ds;
     for (int ni : st.nodes) {
@@ -143,7 +157,7 @@ SpaceConfigs unique_configs(const supernet::Supernet& s) {
       if (k != dim_of.end()) ds.insert(k->second);
     }
     if (res_dim >= 0) ds.insert(res_dim);
-    StepDims sd{{ds.begin(), ds.end()}, {}};
+    StepDims sd{max_graph->nodes[st.nodes[0]].name, {ds.begin(), ds.end()}, {}};
     std::vector<int> idx(sd.dims.size(), 0);
     const size_t cap = 20000;
     for (;;) {
@@ -157,15 +171,22 @@ SpaceConfigs unique_configs(const supernet::Supernet& s) {
     }
     if (sd.todo.size() >= cap)
       spdlog::warn("a step depends on more than {} combinations; only that many are covered", cap);
-    steps.push_back(std::move(sd));
+    cv.steps.push_back(std::move(sd));
   }
+  return cv;
+}
 
-  SpaceConfigs out;
-  out.log10_subnets = sp.log10_size();
-  std::set<std::string> seen;
+// Derives covering subnets: every combination of every step's dimensions appears in one, at
+// full and at minimum depth. Returns how many were derived.
+int visit_covering(const supernet::Supernet& s, const Coverage& cv,
+                   const std::function<void(const supernet::SubnetConfig&,
+                                            std::shared_ptr<const ir::Graph>, const Steps&)>& fn) {
+  const supernet::SearchSpace& sp = s.space();
+  const std::vector<Dim>& dims = cv.dims;
+  int derived = 0;
   for (bool min_depth : {false, true}) {
     if (min_depth && sp.stages.empty()) break;
-    std::vector<StepDims> work = steps;
+    std::vector<StepDims> work = cv.steps;
     for (;;) {
       std::vector<int> assign(dims.size(), -1);
       bool any = false;
@@ -192,14 +213,172 @@ SpaceConfigs unique_configs(const supernet::Supernet& s) {
       }
       if (min_depth) cfg.depths = supernet::min_subnet(sp).depths;
       std::shared_ptr<const ir::Graph> g = s.derive(cfg);
-      ++out.subnets_derived;
-      Steps st = plan_of(g);
-      for (size_t k = 0; k < st.keys.size(); ++k)
-        if (seen.insert(st.keys[k]).second)
-          out.configs.push_back({st.keys[k], extract(*g, st.plan[k])});
+      ++derived;
+      fn(cfg, g, plan_of(g));
     }
   }
+  return derived;
+}
+
+int64_t dim_value(const Dim& d, const supernet::SubnetConfig& c, const supernet::SearchSpace& sp) {
+  auto pick = [&](const std::map<std::string, int64_t>& m) {
+    auto it = m.find(d.name);
+    return it == m.end() ? d.choices.back() : it->second;
+  };
+  if (d.kind == Dim::Width) return pick(c.widths);
+  if (d.kind == Dim::Kernel) return pick(c.kernels);
+  return c.resolution ? c.resolution : sp.resolutions.back();
+}
+
+}  // namespace
+
+SpaceConfigs unique_configs(const supernet::Supernet& s) {
+  SpaceConfigs out;
+  out.log10_subnets = s.space().log10_size();
+  std::set<std::string> seen;
+  out.subnets_derived = visit_covering(
+      s, coverage(s),
+      [&](const supernet::SubnetConfig&, std::shared_ptr<const ir::Graph> g, const Steps& st) {
+        for (size_t k = 0; k < st.keys.size(); ++k)
+          if (seen.insert(st.keys[k]).second)
+            out.configs.push_back({st.keys[k], extract(*g, st.plan[k])});
+      });
   return out;
+}
+
+struct LatencyModel::Impl {
+  std::vector<Dim> dims;
+  struct Step {
+    std::vector<int> dims;
+    std::vector<size_t> stride;
+    std::vector<double> ms;        // NaN where no covering subnet had the combination
+    int stage = -1, position = 0;  // in a skippable block: kept while position < depth
+  };
+  std::vector<Step> steps;
+  std::vector<std::string> stages;
+  const supernet::SearchSpace* space = nullptr;
+  double overhead = 0, scale = 1;
+  // Where each dim and each stage's depth sit in a SubnetCode (-1: a stage with one choice).
+  std::vector<int> dim_position, stage_position;
+  std::vector<int64_t> stage_full;
+
+  double sum(const size_t* idx, const int64_t* depth) const {
+    double total = 0;
+    for (const Step& st : steps) {
+      if (st.stage >= 0 && st.position >= depth[st.stage]) continue;
+      size_t at = 0;
+      for (size_t d = 0; d < st.dims.size(); ++d) at += idx[st.dims[d]] * st.stride[d];
+      double v = st.ms[at];
+      if (std::isnan(v)) fail("internal: a step combination was never covered");
+      total += v;
+    }
+    return overhead + scale * total;
+  }
+};
+
+LatencyModel::LatencyModel(const supernet::Supernet& s, const LatencyTable& lut) {
+  const supernet::SearchSpace& sp = s.space();
+  Coverage cv = coverage(s);
+  auto impl = std::make_shared<Impl>();
+  Impl& m = *impl;
+  m.dims = cv.dims;
+  m.space = &sp;
+  m.overhead = lut.overhead_ms;
+  m.scale = lut.scale;
+  std::map<std::string, std::pair<int, int>> block_of;  // node -> (stage, position)
+  for (size_t si = 0; si < sp.stages.size(); ++si) {
+    m.stages.push_back(sp.stages[si].name);
+    for (size_t p = 0; p < sp.stages[si].blocks.size(); ++p)
+      for (const std::string& n : sp.blocks[sp.stages[si].blocks[p]].nodes)
+        block_of[n] = {static_cast<int>(si), static_cast<int>(p)};
+  }
+  std::vector<supernet::Position> pos = supernet::positions(sp);
+  auto position_of = [&](supernet::Position::Kind k, const std::string& name) {
+    for (size_t i = 0; i < pos.size(); ++i)
+      if (pos[i].kind == k && pos[i].name == name) return static_cast<int>(i);
+    return -1;
+  };
+  for (const Dim& d : m.dims)
+    m.dim_position.push_back(position_of(d.kind == Dim::Width ? supernet::Position::Kind::Width
+                                         : d.kind == Dim::Kernel
+                                             ? supernet::Position::Kind::Kernel
+                                             : supernet::Position::Kind::Resolution,
+                                         d.name));
+  for (const supernet::Stage& st : sp.stages) {
+    m.stage_position.push_back(position_of(supernet::Position::Kind::Depth, st.name));
+    m.stage_full.push_back(st.choices.back());
+  }
+  std::map<std::string, int> step_of;
+  for (const StepDims& sd : cv.steps) {
+    Impl::Step st;
+    st.dims = sd.dims;
+    size_t n = 1;
+    for (int d : sd.dims) {
+      st.stride.push_back(n);
+      n *= m.dims[d].choices.size();
+    }
+    st.ms.assign(n, std::numeric_limits<double>::quiet_NaN());
+    auto b = block_of.find(sd.head);
+    if (b != block_of.end()) std::tie(st.stage, st.position) = b->second;
+    step_of[sd.head] = static_cast<int>(m.steps.size());
+    m.steps.push_back(std::move(st));
+  }
+  visit_covering(
+      s, cv,
+      [&](const supernet::SubnetConfig& c, std::shared_ptr<const ir::Graph> g, const Steps& plan) {
+        for (size_t k = 0; k < plan.plan.size(); ++k) {
+          auto it = step_of.find(g->nodes[plan.plan[k].nodes[0]].name);
+          if (it == step_of.end()) continue;
+          Impl::Step& st = m.steps[it->second];
+          size_t at = 0;
+          for (size_t d = 0; d < st.dims.size(); ++d) {
+            const Dim& dim = m.dims[st.dims[d]];
+            int64_t v = dim_value(dim, c, sp);
+            size_t i = std::find(dim.choices.begin(), dim.choices.end(), v) - dim.choices.begin();
+            at += i * st.stride[d];
+          }
+          auto e = lut.entries.find(plan.keys[k]);
+          if (e == lut.entries.end())
+            fail("the {} LUT has no entry for '{}': run `autotailor profile` again", lut.device,
+                 plan.keys[k]);
+          st.ms[at] = e->second.median_ms;
+        }
+      });
+  impl_ = std::move(impl);
+}
+
+double LatencyModel::predict(const supernet::SubnetConfig& c) const {
+  const Impl& m = *impl_;
+  std::vector<size_t> idx(m.dims.size());
+  for (size_t d = 0; d < m.dims.size(); ++d) {
+    const Dim& dim = m.dims[d];
+    int64_t v = dim_value(dim, c, *m.space);
+    idx[d] = std::find(dim.choices.begin(), dim.choices.end(), v) - dim.choices.begin();
+    if (idx[d] == dim.choices.size())
+      fail("subnet: {} = {} is not one of its choices", dim.name, v);
+  }
+  std::vector<int64_t> depth(m.stages.size());
+  for (size_t si = 0; si < m.stages.size(); ++si) {
+    auto it = c.depths.find(m.stages[si]);
+    depth[si] = it == c.depths.end() ? m.stage_full[si] : it->second;
+  }
+  return m.sum(idx.data(), depth.data());
+}
+
+double LatencyModel::predict(const supernet::SubnetCode& code) const {
+  const Impl& m = *impl_;
+  // Small fixed buffers: this runs millions of times in a search.
+  size_t idx[256];
+  int64_t depth[256];
+  if (m.dims.size() > 256 || m.stages.size() > 256) {
+    return predict(supernet::decode(supernet::positions(*m.space), code));
+  }
+  for (size_t d = 0; d < m.dims.size(); ++d) idx[d] = code[m.dim_position[d]];
+  for (size_t si = 0; si < m.stages.size(); ++si) {
+    int p = m.stage_position[si];
+    depth[si] = p < 0 ? m.stage_full[si] : m.space->stages[si].choices[code[p]];
+  }
+  return m.sum(idx, depth);
 }
 
 std::string lut_path(const std::string& dir, const std::string& device) {
