@@ -1,0 +1,95 @@
+// Accuracy predictor and evolutionary search. Predictors and the search talk through plain
+// data (SubnetCode in, numbers out), as in Once-for-All's ofa/nas: any predictor pair can
+// drive the search.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "autotailor/supernet/supernet.h"
+
+namespace autotailor::search {
+
+// The learning-free accuracy predictor ("modification sensitivity"): the max subnet's accuracy
+// on the probe images, and for every elastic position and non-maximal value the accuracy with
+// only that modification. predicted = base + sum of the changes of a subnet's modifications.
+struct SensitivityTable {
+  struct Entry {
+    supernet::Position::Kind kind;
+    std::string name;
+    int64_t value = 0;
+    double accuracy = 0, delta = 0;
+  };
+  // "top1": accuracy on held-out labelled images; "agreement": without data, the share of
+  // synthetic inputs on which the subnet's top-1 class equals the max subnet's (a proxy).
+  std::string metric = "top1";
+  double base_accuracy = 0;
+  size_t probe_images = 0;
+  double seconds = 0;
+  std::vector<Entry> entries;
+
+  static SensitivityTable load(const std::string& path);
+  void save(const std::string& path) const;  // atomic
+};
+
+// Measures the table: `accuracy` evaluates one subnet (the caller recalibrates BatchNorm and
+// evaluates on the probe split). `progress(done, total)` after each probe.
+SensitivityTable measure_sensitivity(
+    const supernet::SearchSpace& s,
+    const std::function<double(const supernet::SubnetConfig&)>& accuracy,
+    const std::function<void(size_t, size_t)>& progress = {});
+
+// The table compiled against a space's positions: predict() is one look-up per position.
+class AccuracyModel {
+ public:
+  AccuracyModel(const SensitivityTable& t, const std::vector<supernet::Position>& positions);
+  double predict(const supernet::SubnetCode& code) const;
+
+ private:
+  double base_ = 0;
+  std::vector<std::vector<double>> delta_;  // [position][choice]
+};
+
+struct EvolutionOptions {
+  // Once-for-All's defaults (ofa/nas/search_algorithm/evolution.py).
+  int population = 100;
+  int generations = 500;
+  double parent_ratio = 0.25;
+  double mutation_ratio = 0.5;
+  double mutate_prob = 0.1;
+  uint64_t seed = 0;
+};
+
+struct Candidate {
+  supernet::SubnetCode code;
+  double latency_ms = 0, accuracy = 0;
+};
+
+struct BudgetResult {
+  double budget_ms = 0;
+  Candidate best;
+};
+
+struct SearchReport {
+  std::vector<BudgetResult> results;  // one per budget, in the order given
+  std::vector<Candidate> pareto;      // non-dominated feasible candidates seen, by latency
+  int64_t evaluations = 0;
+  double seconds = 0;
+};
+
+using Predictor = std::function<double(const supernet::SubnetCode&)>;
+
+// Evolutionary search per budget: maximise predicted accuracy subject to predicted latency <=
+// budget. Candidates over the budget are repaired by shrinking random positions one choice at
+// a time, so the population stays feasible. Deterministic for a seed. Throws Error naming a
+// budget below the min subnet's predicted latency.
+SearchReport evolve(const std::vector<supernet::Position>& positions, const Predictor& latency_ms,
+                    const Predictor& accuracy, const std::vector<double>& budgets_ms,
+                    const EvolutionOptions& options = {});
+
+// The non-dominated subset (lower latency, higher accuracy), sorted by latency.
+std::vector<Candidate> pareto_front(std::vector<Candidate> all);
+
+}  // namespace autotailor::search

@@ -1,0 +1,109 @@
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "../common/json_document.h"
+#include "autotailor/common/error.h"
+#include "autotailor/common/files.h"
+#include "autotailor/search/search.h"
+
+namespace autotailor::search {
+
+namespace {
+
+supernet::Position::Kind kind_from(const std::string& k, const std::string& source) {
+  using K = supernet::Position::Kind;
+  for (K x : {K::Width, K::Kernel, K::Resolution, K::Depth})
+    if (k == supernet::kind_name(x)) return x;
+  fail("{}: unknown position kind '{}'", source, k);
+}
+
+}  // namespace
+
+SensitivityTable measure_sensitivity(
+    const supernet::SearchSpace& s,
+    const std::function<double(const supernet::SubnetConfig&)>& accuracy,
+    const std::function<void(size_t, size_t)>& progress) {
+  auto start = std::chrono::steady_clock::now();
+  std::vector<supernet::Position> pos = supernet::positions(s);
+  supernet::SubnetConfig max = supernet::max_subnet(s);
+  supernet::SubnetCode max_code = supernet::encode(pos, max);
+  size_t total = 1;
+  for (const auto& p : pos) total += p.choices.size() - 1;
+  SensitivityTable t;
+  t.base_accuracy = accuracy(max);
+  size_t done = 1;
+  if (progress) progress(done, total);
+  for (size_t i = 0; i < pos.size(); ++i) {
+    for (size_t c = 0; c + 1 < pos[i].choices.size(); ++c) {
+      supernet::SubnetCode code = max_code;
+      code[i] = static_cast<uint8_t>(c);
+      double a = accuracy(supernet::decode(pos, code));
+      t.entries.push_back({pos[i].kind, pos[i].name, pos[i].choices[c], a, a - t.base_accuracy});
+      if (progress) progress(++done, total);
+    }
+  }
+  t.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return t;
+}
+
+SensitivityTable SensitivityTable::load(const std::string& path) {
+  nlohmann::json j =
+      parse_document(read_file(path), path, "autotailor-sensitivity", "a sensitivity table");
+  SensitivityTable t;
+  try {
+    t.metric = j.at("metric").get<std::string>();
+    t.base_accuracy = j.at("base_accuracy").get<double>();
+    t.probe_images = j.at("probe_images").get<size_t>();
+    t.seconds = j.value("seconds", 0.0);
+    for (const auto& e : j.at("entries"))
+      t.entries.push_back({kind_from(e.at("kind").get<std::string>(), path),
+                           e.at("name").get<std::string>(), e.at("value").get<int64_t>(),
+                           e.at("accuracy").get<double>(), e.at("delta").get<double>()});
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: malformed sensitivity table ({})", path, e.what());
+  }
+  return t;
+}
+
+void SensitivityTable::save(const std::string& path) const {
+  nlohmann::json es = nlohmann::json::array();
+  for (const Entry& e : entries)
+    es.push_back({{"kind", supernet::kind_name(e.kind)},
+                  {"name", e.name},
+                  {"value", e.value},
+                  {"accuracy", e.accuracy},
+                  {"delta", e.delta}});
+  nlohmann::json j = {{"format", "autotailor-sensitivity"},
+                      {"metric", metric},
+                      {"base_accuracy", base_accuracy},
+                      {"probe_images", probe_images},
+                      {"probes", entries.size() + 1},
+                      {"seconds", seconds},
+                      {"entries", es}};
+  write_file_atomic(path, j.dump(1) + "\n");
+}
+
+AccuracyModel::AccuracyModel(const SensitivityTable& t, const std::vector<supernet::Position>& pos)
+    : base_(t.base_accuracy) {
+  delta_.resize(pos.size());
+  for (size_t i = 0; i < pos.size(); ++i) {
+    delta_[i].assign(pos[i].choices.size(), 0.0);
+    for (size_t c = 0; c + 1 < pos[i].choices.size(); ++c) {
+      auto it = std::find_if(t.entries.begin(), t.entries.end(), [&](const auto& e) {
+        return e.kind == pos[i].kind && e.name == pos[i].name && e.value == pos[i].choices[c];
+      });
+      if (it == t.entries.end())
+        fail("the sensitivity table has no entry for {} '{}' = {}: measure it again",
+             supernet::kind_name(pos[i].kind), pos[i].name, pos[i].choices[c]);
+      delta_[i][c] = it->delta;
+    }
+  }
+}
+
+double AccuracyModel::predict(const supernet::SubnetCode& code) const {
+  double a = base_;
+  for (size_t i = 0; i < delta_.size(); ++i) a += delta_[i][code[i]];
+  return a;
+}
+
+}  // namespace autotailor::search
