@@ -10,7 +10,7 @@ pkgs=(
   libonnx-dev libprotobuf-dev protobuf-compiler
   libcli11-dev libspdlog-dev libgtest-dev nlohmann-json3-dev libstb-dev zlib1g-dev
   python3-torch python3-torchvision python3-onnx python3-numpy
-  dataset-fashion-mnist libonnx-testdata
+  dataset-fashion-mnist libonnx-testdata chromium
 )
 # The image may carry its own Node.js (whose package conflicts with Debian's npm).
 command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)

@@ -55,21 +55,26 @@ void add_supernet(CLI::App& app) {
   cmd->add_option("model", a->model, "ONNX model file")->required();
   cmd->add_option("-o,--output", a->out, "Output directory")->required();
   a->flags.add(cmd);
-  cmd->callback([a] {
-    ensure_writable_dir(a->out);
-    std::shared_ptr<ir::Graph> g = import_onnx(a->model);
-    supernet::Supernet plain(g, a->flags.resolved());
-    a->flags.narrow(plain.space());
+  cmd->callback([a] { make_supernet(import_onnx(a->model), a->out, a->flags); });
+}
+
+supernet::Supernet make_supernet(std::shared_ptr<const ir::Graph> g, const std::string& out,
+                                 const SpaceFlags& flags) {
+  {
+    ensure_writable_dir(out);
+    supernet::Supernet plain(g, flags.resolved());
+    flags.narrow(plain.space());
     supernet::Supernet s = plain.reordered_by_importance();
     check_max_subnet(*g, s);
-    s.save(a->out);
+    s.save(out);
     const auto& sp = s.space();
     spdlog::info(
         "{}: {} elastic width groups, {} skippable blocks in {} stages, {} elastic "
         "kernels, {} resolutions: 10^{:.2f} subnets",
-        a->out, sp.elastic_groups(), sp.blocks.size(), sp.stages.size(), sp.elastic_kernels(),
+        out, sp.elastic_groups(), sp.blocks.size(), sp.stages.size(), sp.elastic_kernels(),
         std::max<size_t>(1, sp.resolutions.size()), sp.log10_size());
-  });
+    return s;
+  }
 }
 
 void add_export(CLI::App& app) {

@@ -34,6 +34,7 @@ train::TrainData DataFlags::open(const train::ModelShape& m) const {
   size_t h = holdout ? holdout : std::min<size_t>(5000, n / 10);
   if (h >= n) fail("--holdout {} leaves no training images (the training set has {})", h, n);
   d.split = data::holdout_split(*d.source.train, h, split_seed);
+  d.calibration_images = calibration_images;
   spdlog::info("data: {}; {} for training, {} held out for calibration; test: {}",
                d.source.train->describe(), d.split.train.size(), d.split.calibration.size(),
                d.source.test->describe());
@@ -41,8 +42,6 @@ train::TrainData DataFlags::open(const train::ModelShape& m) const {
 }
 
 namespace {
-
-constexpr size_t kCalibrationImages = 2000;
 
 struct Common {
   DataFlags data;
@@ -70,10 +69,10 @@ std::shared_ptr<ir::Graph> with_batchnorm(const ir::Graph& g, const train::Train
   std::vector<std::string> added = train::insert_batchnorm(*copy);
   if (added.empty()) return copy;
   std::shared_ptr<ir::Graph> measured =
-      train::recalibrate(copy, d, kCalibrationImages, true, workers);
+      train::recalibrate(copy, d, d.calibration_images, true, workers);
   train::make_identity(*measured, added);
   spdlog::info("inserted {} BatchNormalization nodes after convs (statistics from {} images)",
-               added.size(), std::min(kCalibrationImages, d.split.calibration.size()));
+               added.size(), std::min(d.calibration_images, d.split.calibration.size()));
   return measured;
 }
 
@@ -89,6 +88,8 @@ void print_accuracy(const std::string& what, const train::Accuracy& a, bool json
   }
 }
 
+}  // namespace
+
 // Data options recorded by `finetune` in DIR/finetune.json, the defaults of `evaluate DIR`.
 void recorded_data_options(const std::string& dir, DataFlags& f) {
   std::string path = (fs::path(dir) / "finetune.json").string();
@@ -100,6 +101,8 @@ void recorded_data_options(const std::string& dir, DataFlags& f) {
   if (f.std.empty() && d.contains("std")) f.std = d["std"].get<std::vector<float>>();
   if (!f.holdout && d.contains("holdout")) f.holdout = d["holdout"].get<size_t>();
   if (!f.split_seed && d.contains("split_seed")) f.split_seed = d["split_seed"].get<uint64_t>();
+  if (f.calibration_images == DataFlags{}.calibration_images && d.contains("calibration_images"))
+    f.calibration_images = d["calibration_images"].get<size_t>();
 }
 
 // A subnet of a SuperNet as a graph to evaluate or export: BatchNorm statistics recalibrated
@@ -109,10 +112,8 @@ std::shared_ptr<const ir::Graph> calibrated_subnet(const supernet::Supernet& s,
                                                    const train::TrainData& d, int workers) {
   std::shared_ptr<const ir::Graph> g = s.derive(c);
   if (train::batchnorm_nodes(*g).empty()) return g;
-  return train::recalibrate(g, d, kCalibrationImages, false, workers);
+  return train::recalibrate(g, d, d.calibration_images, false, workers);
 }
-
-}  // namespace
 
 std::shared_ptr<const ir::Graph> inference_subnet(const std::string& dir,
                                                   const supernet::Supernet& s,
@@ -201,60 +202,74 @@ void add_finetune_command(CLI::App& app) {
     a->apply_threads();
     DistributedLaunch launch = launch_processes(a->nproc);
     if (launch.parent_done) return;
-    bool lead = !launch.collective || launch.collective->rank() == 0;
-    supernet::Supernet s = supernet::Supernet::load(*dir);
-    train::ModelShape ms = train::model_shape(s.graph());
-    train::TrainData d = a->data.open(ms);
-    std::string space_path = (fs::path(*dir) / "space.json").string();
-    {
-      // BatchNorm back after the convs that lost it; the SuperNet is saved with it, so that
-      // a resumed run starts from the same graph.
-      std::shared_ptr<ir::Graph> g = with_batchnorm(s.graph(), d, a->data.workers);
-      if (g->nodes.size() != s.graph().nodes.size()) {
-        supernet::Supernet with_bn(g, s.options());
-        supernet::apply_space_json(with_bn.space(), read_file(space_path), space_path);
-        if (lead) with_bn.save(*dir);
-        s = std::move(with_bn);
-      }
-    }
-    train::ParameterStore store(s.graph());
-    std::string ckpt = (fs::path(*dir) / "finetune.ckpt").string();
-    train::TrainReport r =
-        train::fit(s.graph_ptr(), &s, store, d, a->train.o, ckpt, launch.collective.get());
-    if (!lead) return;
-    std::shared_ptr<ir::Graph> tuned = store.write_back(s.graph());
-    nlohmann::json record = {{"format", "autotailor-finetune"},
-                             {"data",
-                              {{"spec", a->data.spec},
-                               {"mean", d.pre.mean},
-                               {"std", d.pre.std},
-                               {"holdout", d.split.calibration.size()},
-                               {"split_seed", a->data.split_seed}}},
-                             {"options", a->train.o.fingerprint()},
-                             {"steps", r.steps},
-                             {"images_per_second", r.images_per_second}};
-    supernet::Supernet result(tuned, s.options());
-    supernet::apply_space_json(result.space(), read_file(space_path), space_path);
-    nlohmann::json acc = nlohmann::json::object();
-    for (const char* which : {"max", "min"}) {
-      supernet::SubnetConfig c = supernet::parse_subnet_spec(which, result.space());
-      train::Accuracy x = train::evaluate(calibrated_subnet(result, c, d, a->data.workers), d, 256,
-                                          a->data.workers);
-      acc[which] = x.top1;
-      spdlog::info("{} subnet: top-1 {:.2f}% on {} test images", which, 100 * x.top1, x.images);
-    }
-    record["accuracy"] = acc;
-    write_file_atomic((fs::path(*dir) / "finetune.json").string(), record.dump(2) + "\n");
-    save_onnx(*tuned, (fs::path(*dir) / "supernet.onnx").string());
-    fs::remove(ckpt);
-    if (a->json)
+    nlohmann::json record = finetune_dir(*dir, a->data, a->train.o, launch.collective.get());
+    if (launch.collective && launch.collective->rank() != 0) return;
+    if (a->json) {
       std::cout << record.dump(2) << "\n";
-    else
-      std::cout << fmt::format(
-          "fine-tuned {} in {} steps ({:.0f} img/s): max {:.2f}%, min {:.2f}%\n", *dir, r.steps,
-          r.images_per_second, 100 * acc["max"].get<double>(), 100 * acc["min"].get<double>());
+      return;
+    }
+    std::cout << fmt::format("fine-tuned {} in {} steps ({:.0f} img/s): max {:.2f}%, min {:.2f}%\n",
+                             *dir, record["steps"].get<int64_t>(),
+                             record["images_per_second"].get<double>(),
+                             100 * record["accuracy"]["max"].get<double>(),
+                             100 * record["accuracy"]["min"].get<double>());
   });
 }
+
+}  // namespace
+
+nlohmann::json finetune_dir(const std::string& dir, const DataFlags& flags,
+                            const train::TrainOptions& options, train::Collective* collective) {
+  bool lead = !collective || collective->rank() == 0;
+  supernet::Supernet s = supernet::Supernet::load(dir);
+  train::ModelShape ms = train::model_shape(s.graph());
+  train::TrainData d = flags.open(ms);
+  std::string space_path = (fs::path(dir) / "space.json").string();
+  {
+    // BatchNorm back after the convs that lost it; the SuperNet is saved with it, so that
+    // a resumed run starts from the same graph.
+    std::shared_ptr<ir::Graph> g = with_batchnorm(s.graph(), d, flags.workers);
+    if (g->nodes.size() != s.graph().nodes.size()) {
+      supernet::Supernet with_bn(g, s.options());
+      supernet::apply_space_json(with_bn.space(), read_file(space_path), space_path);
+      if (lead) with_bn.save(dir);
+      s = std::move(with_bn);
+    }
+  }
+  train::ParameterStore store(s.graph());
+  std::string ckpt = (fs::path(dir) / "finetune.ckpt").string();
+  train::TrainReport r = train::fit(s.graph_ptr(), &s, store, d, options, ckpt, collective);
+  if (!lead) return {};
+  std::shared_ptr<ir::Graph> tuned = store.write_back(s.graph());
+  nlohmann::json record = {{"format", "autotailor-finetune"},
+                           {"data",
+                            {{"spec", flags.spec},
+                             {"mean", d.pre.mean},
+                             {"std", d.pre.std},
+                             {"holdout", d.split.calibration.size()},
+                             {"calibration_images", d.calibration_images},
+                             {"split_seed", flags.split_seed}}},
+                           {"options", options.fingerprint()},
+                           {"steps", r.steps},
+                           {"images_per_second", r.images_per_second}};
+  supernet::Supernet result(tuned, s.options());
+  supernet::apply_space_json(result.space(), read_file(space_path), space_path);
+  nlohmann::json acc = nlohmann::json::object();
+  for (const char* which : {"max", "min"}) {
+    supernet::SubnetConfig c = supernet::parse_subnet_spec(which, result.space());
+    train::Accuracy x =
+        train::evaluate(calibrated_subnet(result, c, d, flags.workers), d, 256, flags.workers);
+    acc[which] = x.top1;
+    spdlog::info("{} subnet: top-1 {:.2f}% on {} test images", which, 100 * x.top1, x.images);
+  }
+  record["accuracy"] = acc;
+  write_file_atomic((fs::path(dir) / "finetune.json").string(), record.dump(2) + "\n");
+  save_onnx(*tuned, (fs::path(dir) / "supernet.onnx").string());
+  fs::remove(ckpt);
+  return record;
+}
+
+namespace {
 
 void add_evaluate_command(CLI::App& app) {
   auto a = std::make_shared<Common>();

@@ -18,7 +18,9 @@ void add_export(CLI::App& app);
 void add_profile(CLI::App& app);
 void add_predict(CLI::App& app);
 void add_validate_latency(CLI::App& app);
-void add_train(CLI::App& app);  // train, finetune, evaluate
+void add_train(CLI::App& app);   // train, finetune, evaluate
+void add_search(CLI::App& app);  // sensitivity, search, validate-accuracy
+void add_compile(CLI::App& app);
 
 // A subnet of the SuperNet in DIR as `run`, `export` and `evaluate` execute it: BatchNorm
 // statistics recalibrated for it on the calibration split of `data_spec` (default: the data
@@ -27,6 +29,14 @@ std::shared_ptr<const ir::Graph> inference_subnet(const std::string& dir,
                                                   const supernet::Supernet& s,
                                                   const supernet::SubnetConfig& c,
                                                   const std::string& data_spec = "");
+
+// The SuperNet as variants are exported: BatchNorm folded into the convs (latency keys must
+// match what runs after export).
+supernet::Supernet latency_view(const supernet::Supernet& s);
+
+// `profile`: measures (host) or estimates (named devices) the LUT in DIR.
+void profile_device(const supernet::Supernet& s, const std::string& dir, const std::string& device,
+                    int threads);
 
 // The process's arguments, for starting workers (`--nproc`).
 void set_command_line(int argc, char** argv);

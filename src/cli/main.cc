@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
   autotailor::cli::add_predict(app);
   autotailor::cli::add_validate_latency(app);
   autotailor::cli::add_train(app);
+  autotailor::cli::add_search(app);
+  autotailor::cli::add_compile(app);
   autotailor::cli::set_command_line(argc, argv);
 
   auto logger = spdlog::stderr_color_mt("autotailor");

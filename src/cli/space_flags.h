@@ -5,6 +5,7 @@
 
 #include "autotailor/common/files.h"
 #include "autotailor/supernet/space.h"
+#include "autotailor/supernet/supernet.h"
 
 namespace autotailor::cli {
 
@@ -45,5 +46,10 @@ struct SpaceFlags {
     if (!config.empty()) supernet::apply_space_json(s, read_file(config), config);
   }
 };
+
+// `supernet`: analyses, reorders by importance, checks that the max subnet reproduces the
+// model, and writes DIR/supernet.onnx and DIR/space.json.
+supernet::Supernet make_supernet(std::shared_ptr<const ir::Graph> g, const std::string& out,
+                                 const SpaceFlags& flags);
 
 }  // namespace autotailor::cli

@@ -4,6 +4,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "autotailor/search/search.h"
 #include "autotailor/train/trainer.h"
 
 namespace autotailor::cli {
@@ -13,6 +17,7 @@ struct DataFlags {
   std::vector<float> mean, std;
   size_t holdout = 0;  // 0: min(5000, a tenth of the training set)
   uint64_t split_seed = 0;
+  size_t calibration_images = 2000;
   int workers = 2;
 
   void add(CLI::App* cmd, bool required = true) {
@@ -26,6 +31,9 @@ struct DataFlags {
                     "Training images held out for BatchNorm calibration and accuracy probes "
                     "(default min(5000, 10%))");
     cmd->add_option("--split-seed", split_seed, "Seed of the hold-out split");
+    cmd->add_option("--calibration-images", calibration_images,
+                    "Held-out images BatchNorm statistics are measured on")
+        ->check(CLI::Range(16, 1000000));
     cmd->add_option("--workers", workers, "Data loading threads")->check(CLI::Range(1, 64));
   }
 
@@ -57,6 +65,50 @@ struct TrainFlags {
     cmd->add_option("--max-steps", o.max_steps, "Stop after this many steps (for quick checks)")
         ->check(CLI::Range(0, 1 << 30));
   }
+};
+
+// Fills data options not given on the command line from DIR/finetune.json (what `finetune`
+// used): mean, std, hold-out size and seed.
+void recorded_data_options(const std::string& dir, DataFlags& f);
+
+// A subnet with its BatchNorm statistics recalibrated on the calibration split (when it has
+// BatchNorm).
+std::shared_ptr<const ir::Graph> calibrated_subnet(const supernet::Supernet& s,
+                                                   const supernet::SubnetConfig& c,
+                                                   const train::TrainData& d, int workers);
+
+// `finetune`: BatchNorm re-inserted if needed, the sandwich rule for options.epochs, then
+// DIR/supernet.onnx rewritten and DIR/finetune.json (data, options, max/min accuracy) written.
+// Returns that record (empty on ranks other than 0).
+nlohmann::json finetune_dir(const std::string& dir, const DataFlags& flags,
+                            const train::TrainOptions& options, train::Collective* collective);
+
+std::string sensitivity_path(const std::string& dir);
+// `sensitivity`: measures and writes DIR/sensitivity.json (no data: the agreement proxy).
+search::SensitivityTable measure_sensitivity(const supernet::Supernet& s, const std::string& dir,
+                                             const DataFlags& flags, size_t probe_images);
+// `search`: the evolutionary search on DIR's LUT and sensitivity table; the search.json record.
+nlohmann::json run_search(const supernet::Supernet& s, const std::string& dir,
+                          const std::string& device, std::vector<double> budgets,
+                          const search::EvolutionOptions& eo);
+
+// Accuracy of a subnet for the sensitivity table: top-1 on held-out training images (BatchNorm
+// recalibrated), or without data the agreement with the max subnet's top-1 on synthetic inputs.
+class AccuracyProbe {
+ public:
+  AccuracyProbe(const supernet::Supernet& s, const std::string& dir, DataFlags flags,
+                size_t probe_images);
+  double operator()(const supernet::SubnetConfig& c) const;
+  bool has_data() const { return data_.has_value(); }
+  size_t images() const;
+
+ private:
+  at::Tensor top1_synthetic(std::shared_ptr<const ir::Graph> g) const;
+  const supernet::Supernet& s_;
+  std::optional<train::TrainData> data_;
+  std::vector<size_t> probe_;
+  int workers_ = 2;
+  at::Tensor synthetic_, reference_;
 };
 
 }  // namespace autotailor::cli

@@ -361,17 +361,14 @@ std::shared_ptr<ir::Graph> recalibrate(std::shared_ptr<const ir::Graph> g, const
   return out;
 }
 
-Accuracy evaluate(std::shared_ptr<const ir::Graph> g, const TrainData& data, int64_t batch_size,
-                  int workers, size_t limit) {
+Accuracy evaluate_on(std::shared_ptr<const ir::Graph> g, std::shared_ptr<const data::Dataset> d,
+                     const std::vector<size_t>& indices, const data::Preprocess& pre,
+                     int64_t batch_size, int workers) {
   exec::Executor ex(g);
   data::LoaderOptions lo;
   lo.batch_size = batch_size;
   lo.threads = workers;
-  size_t n = data.source.test->size();
-  if (limit > 0) n = std::min(n, limit);
-  std::vector<size_t> idx(n);
-  for (size_t i = 0; i < n; ++i) idx[i] = i;
-  data::Loader loader(data.source.test, idx, data.pre, lo);
+  data::Loader loader(std::move(d), indices, pre, lo);
   Accuracy a;
   int64_t correct = 0;
   while (std::optional<data::Batch> b = loader.next()) {
@@ -381,6 +378,15 @@ Accuracy evaluate(std::shared_ptr<const ir::Graph> g, const TrainData& data, int
   }
   a.top1 = a.images ? static_cast<double>(correct) / static_cast<double>(a.images) : 0.0;
   return a;
+}
+
+Accuracy evaluate(std::shared_ptr<const ir::Graph> g, const TrainData& data, int64_t batch_size,
+                  int workers, size_t limit) {
+  size_t n = data.source.test->size();
+  if (limit > 0) n = std::min(n, limit);
+  std::vector<size_t> idx(n);
+  for (size_t i = 0; i < n; ++i) idx[i] = i;
+  return evaluate_on(std::move(g), data.source.test, idx, data.pre, batch_size, workers);
 }
 
 }  // namespace autotailor::train

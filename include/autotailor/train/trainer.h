@@ -53,6 +53,7 @@ struct TrainData {
   data::DataSource source;
   data::Partition split;  // train / calibration part of the training set
   data::Preprocess pre;
+  size_t calibration_images = 2000;  // BatchNorm statistics are measured on this many
 };
 
 struct TrainReport {
@@ -75,13 +76,17 @@ TrainReport fit(std::shared_ptr<const ir::Graph> graph, const supernet::Supernet
 std::shared_ptr<ir::Graph> recalibrate(std::shared_ptr<const ir::Graph> g, const TrainData& data,
                                        size_t images, bool measure_only, int workers = 2);
 
-// Top-1 accuracy of `g` on a split: the test split (`on_test`) or the calibration part.
+// Top-1 accuracy of `g` on the test split (the first `limit` images when limit > 0).
 struct Accuracy {
   double top1 = 0;
   size_t images = 0;
 };
 Accuracy evaluate(std::shared_ptr<const ir::Graph> g, const TrainData& data, int64_t batch_size,
                   int workers = 2, size_t limit = 0);
+// The same on chosen images of a dataset (probes on the held-out part of the training set).
+Accuracy evaluate_on(std::shared_ptr<const ir::Graph> g, std::shared_ptr<const data::Dataset> d,
+                     const std::vector<size_t>& indices, const data::Preprocess& pre,
+                     int64_t batch_size, int workers = 2);
 
 // The model's input (channels, height, width) and class count, checked to be an image
 // classifier: one float input [N, C, H, W], one output [N, classes].

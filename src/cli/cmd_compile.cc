@@ -1,0 +1,356 @@
+// `compile`: every stage in order (import, supernet, finetune, profile, sensitivity, search,
+// export), each skipped when a previous run finished it with the same inputs and options
+// (content hashes in DIR/stages.json), so a job that fails late costs little.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "autotailor/common/error.h"
+#include "autotailor/common/files.h"
+#include "autotailor/exec/executor.h"
+#include "autotailor/exec/timing.h"
+#include "autotailor/export/export.h"
+#include "autotailor/import/onnx_import.h"
+#include "autotailor/ir/dump.h"
+#include "autotailor/latency/device.h"
+#include "autotailor/latency/latency.h"
+#include "autotailor/search/search.h"
+#include "commands.h"
+#include "report.h"
+#include "space_flags.h"
+#include "train_flags.h"
+
+namespace autotailor::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// FNV-1a 64: stable across machines and standard libraries.
+std::string fnv(const std::string& text) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return fmt::format("{:016x}", h);
+}
+
+struct CompileArgs {
+  std::string model, device, out;
+  std::vector<double> budgets;
+  bool dump_ir = false;
+  int threads = 0;
+  size_t probe_images = 3000;
+  SpaceFlags space;
+  DataFlags data;
+  TrainFlags train;
+  search::EvolutionOptions evolution;
+};
+
+// DIR/stages.json: the input hash of every finished stage.
+class StageRecord {
+ public:
+  explicit StageRecord(std::string dir) : path_((fs::path(dir) / "stages.json").string()) {
+    if (fs::exists(path_)) {
+      j_ = nlohmann::json::parse(read_file(path_), nullptr, false);
+      if (j_.is_discarded() || !j_.is_object()) j_ = nlohmann::json::object();
+    }
+  }
+  bool done(const std::string& stage, const std::string& hash) const {
+    return j_.contains(stage) && j_[stage].value("hash", "") == hash;
+  }
+  std::string hash(const std::string& stage) const {
+    return j_.contains(stage) ? j_[stage].value("hash", "") : "";
+  }
+  void finish(const std::string& stage, const std::string& hash, double seconds) {
+    j_[stage] = {{"hash", hash}, {"seconds", seconds}};
+    write_file_atomic(path_, j_.dump(2) + "\n");
+  }
+  void forget_from(const std::vector<std::string>& stages) {
+    for (const auto& s : stages) j_.erase(s);
+    write_file_atomic(path_, j_.dump(2) + "\n");
+  }
+  double seconds(const std::string& stage) const {
+    return j_.contains(stage) ? j_[stage].value("seconds", 0.0) : 0.0;
+  }
+
+ private:
+  std::string path_;
+  nlohmann::json j_ = nlohmann::json::object();
+};
+
+void dump_ir(const std::string& dir, const std::string& stage, const ir::Graph& g) {
+  fs::path d = fs::path(dir) / "ir";
+  fs::create_directories(d);
+  write_file_atomic((d / (stage + ".txt")).string(), ir::dump_text(g));
+  write_file_atomic((d / (stage + ".json")).string(), ir::dump_json(g) + "\n");
+  write_file_atomic((d / (stage + ".dot")).string(), ir::dump_dot(g));
+}
+
+double since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+void compile(const CompileArgs& a) {
+  int hw = static_cast<int>(std::thread::hardware_concurrency());
+  int threads = a.threads > 0 ? a.threads : std::max(1, hw);
+  at::set_num_threads(threads);
+  latency::Device device = latency::find_device(a.device);
+  ensure_writable_dir(a.out);
+  const std::string dir = a.out;
+  StageRecord rec(dir);
+  const std::vector<std::string> order = {"supernet",    "finetune", "profile",
+                                          "sensitivity", "search",   "export"};
+  auto rerun_from = [&](const std::string& stage) {
+    auto it = std::find(order.begin(), order.end(), stage);
+    rec.forget_from(std::vector<std::string>(it, order.end()));
+  };
+
+  // import
+  auto t0 = std::chrono::steady_clock::now();
+  std::string model_bytes = read_file(a.model);
+  std::shared_ptr<ir::Graph> g = import_onnx(a.model);
+  train::model_shape(*g);  // an image classifier, or a clear error now rather than later
+  if (a.dump_ir) dump_ir(dir, "import", *g);
+  spdlog::info("[import] {}: {} nodes, {} parameters ({:.1f} s)", a.model, g->nodes.size(),
+               g->parameter_count(), since(t0));
+
+  // supernet
+  supernet::SpaceOptions so = a.space.resolved();
+  std::string h_supernet =
+      fnv(fnv(model_bytes) +
+          fmt::format("|{}|{}|{}|{}|{}|{}|{}|{}", fmt::join(so.width_ratios, ","),
+                      so.width_multiple, so.resolutions, so.elastic_width, so.elastic_depth,
+                      so.elastic_kernel, so.elastic_resolution, fmt::join(so.freeze, ",")) +
+          (a.space.config.empty() ? "" : read_file(a.space.config)));
+  // Fine-tuning rewrites supernet.onnx: other fine-tuning options need a fresh SuperNet.
+  bool with_data = !a.data.spec.empty() && a.train.o.epochs > 0;
+  std::string h_finetune =
+      fnv(h_supernet +
+          (with_data ? fmt::format("|{}|{}|{}|{}|{}|{}", a.data.spec, fmt::join(a.data.mean, ","),
+                                   fmt::join(a.data.std, ","), a.data.holdout, a.data.split_seed,
+                                   a.train.o.fingerprint())
+                     : "|none"));
+  bool stale_finetune = !rec.hash("finetune").empty() && rec.hash("finetune") != h_finetune;
+  t0 = std::chrono::steady_clock::now();
+  if (!rec.done("supernet", h_supernet) || stale_finetune ||
+      !fs::exists(fs::path(dir) / "supernet.onnx")) {
+    rerun_from("supernet");
+    fs::remove(fs::path(dir) / "finetune.ckpt");
+    fs::remove(fs::path(dir) / "finetune.json");
+    make_supernet(g, dir, a.space);
+    rec.finish("supernet", h_supernet, since(t0));
+  } else {
+    spdlog::info("[supernet] reusing {}/supernet.onnx", dir);
+  }
+  if (a.dump_ir) dump_ir(dir, "supernet", supernet::Supernet::load(dir).graph());
+
+  // finetune
+  t0 = std::chrono::steady_clock::now();
+  if (!with_data) {
+    if (a.data.spec.empty())
+      spdlog::warn(
+          "[finetune] skipped: no --data. Subnets keep the original weights and the "
+          "accuracy predictor measures agreement with the max subnet on synthetic "
+          "inputs (a proxy, not accuracy)");
+    else
+      spdlog::info("[finetune] skipped (--epochs 0)");
+    if (!rec.done("finetune", h_finetune)) rec.finish("finetune", h_finetune, 0);
+  } else if (!rec.done("finetune", h_finetune)) {
+    rerun_from("finetune");
+    finetune_dir(dir, a.data, a.train.o, nullptr);
+    rec.finish("finetune", h_finetune, since(t0));
+  } else {
+    spdlog::info("[finetune] reusing the fine-tuned SuperNet");
+  }
+  supernet::Supernet s = supernet::Supernet::load(dir);
+  if (a.dump_ir && with_data) dump_ir(dir, "finetune", s.graph());
+
+  // profile
+  t0 = std::chrono::steady_clock::now();
+  std::string h_profile = fnv(h_finetune + "|" + device.name + "|" + std::to_string(threads));
+  if (!rec.done("profile", h_profile) || !fs::exists(latency::lut_path(dir, device.name))) {
+    rerun_from("profile");
+    profile_device(s, dir, device.name, threads);
+    rec.finish("profile", h_profile, since(t0));
+  } else {
+    spdlog::info("[profile] reusing {}", latency::lut_path(dir, device.name));
+  }
+
+  // sensitivity (accuracy predictor)
+  t0 = std::chrono::steady_clock::now();
+  std::string h_sens = fnv(h_finetune + "|" + a.data.spec + "|" + std::to_string(a.probe_images));
+  if (!rec.done("sensitivity", h_sens) || !fs::exists(sensitivity_path(dir))) {
+    rerun_from("sensitivity");
+    measure_sensitivity(s, dir, a.data, a.probe_images);
+    rec.finish("sensitivity", h_sens, since(t0));
+  } else {
+    spdlog::info("[sensitivity] reusing {}", sensitivity_path(dir));
+  }
+
+  // search
+  t0 = std::chrono::steady_clock::now();
+  supernet::Supernet lat = latency_view(s);
+  latency::LatencyTable lut = latency::load_lut(dir, device.name);
+  latency::LatencyModel lm(lat, lut);
+  double max_ms = lm.predict(supernet::max_subnet(lat.space()));
+  std::vector<double> budgets = a.budgets;
+  if (budgets.empty())
+    for (double f : {0.3, 0.5, 0.7, 0.9}) budgets.push_back(f * max_ms);
+  double min_ms = lm.predict(supernet::min_subnet(lat.space()));
+  for (double& b : budgets)
+    if (b < min_ms) {
+      spdlog::warn(
+          "[search] budget {:.3f} ms is below the smallest subnet's predicted {:.3f} ms: "
+          "using the smallest subnet",
+          b, min_ms);
+      b = min_ms;
+    }
+  std::string h_search =
+      fnv(h_profile + h_sens +
+          fmt::format("|{}|{}|{}|{}|{}|{}|{}", fmt::join(budgets, ","), a.evolution.population,
+                      a.evolution.generations, a.evolution.parent_ratio, a.evolution.mutation_ratio,
+                      a.evolution.mutate_prob, a.evolution.seed));
+  std::string search_path = (fs::path(dir) / "search.json").string();
+  nlohmann::json found;
+  if (!rec.done("search", h_search) || !fs::exists(search_path)) {
+    rerun_from("search");
+    found = run_search(s, dir, device.name, budgets, a.evolution);
+    write_file_atomic(search_path, found.dump(2) + "\n");
+    rec.finish("search", h_search, since(t0));
+  } else {
+    spdlog::info("[search] reusing {}", search_path);
+    found = nlohmann::json::parse(read_file(search_path));
+  }
+
+  // export
+  t0 = std::chrono::steady_clock::now();
+  std::string h_export = fnv(h_search);
+  if (rec.done("export", h_export) && fs::exists(fs::path(dir) / "manifest.json") &&
+      fs::exists(fs::path(dir) / "report.html")) {
+    spdlog::info("[export] reusing {}/manifest.json", dir);
+  } else {
+    rerun_from("export");
+    fs::create_directories(fs::path(dir) / "variants");
+    std::optional<train::TrainData> data;
+    if (!a.data.spec.empty()) {
+      DataFlags f = a.data;
+      recorded_data_options(dir, f);
+      data = f.open(train::model_shape(s.graph()));
+    }
+    search::SensitivityTable sens = search::SensitivityTable::load(sensitivity_path(dir));
+    nlohmann::json variants = nlohmann::json::array();
+    const auto& results = found["results"];
+    for (size_t i = 0; i < results.size(); ++i) {
+      const auto& r = results[i];
+      supernet::SubnetConfig c =
+          supernet::subnet_from_json(r["subnet"].dump(), search_path, s.space());
+      std::string name = fmt::format("variant{}_{:.0f}pct.onnx", i + 1,
+                                     100 * r["budget_ms"].get<double>() / max_ms);
+      std::string file = (fs::path(dir) / "variants" / name).string();
+      std::shared_ptr<const ir::Graph> vg = inference_subnet(dir, s, c, a.data.spec);
+      export_graph(*vg, s.graph().name, file);
+      std::shared_ptr<const ir::Graph> exported = import_onnx(file);
+      if (a.dump_ir) dump_ir(dir, fmt::format("export_variant{}", i + 1), *exported);
+      nlohmann::json v = {{"file", fs::path("variants") / name},
+                          {"subnet", r["subnet"]},
+                          {"budget_ms", r["budget_ms"]},
+                          {"predicted_latency_ms", r["latency_ms"]},
+                          {"predicted_accuracy", r["accuracy"]},
+                          {"accuracy_metric", sens.metric},
+                          {"macs", ir::graph_stats(*exported).macs},
+                          {"parameters", exported->parameter_count()},
+                          {"measured_accuracy", nullptr},
+                          {"measured_latency_ms", nullptr}};
+      if (data) v["measured_accuracy"] = train::evaluate(exported, *data, 256, a.data.workers).top1;
+      if (device.kind == "measured") {
+        at::set_num_threads(lut.threads);
+        exec::Executor ex(exported);
+        v["measured_latency_ms"] =
+            exec::time_runs(ex, exec::random_inputs(*exported, 1), 3, 10, 200.0, 100).median_ms;
+        at::set_num_threads(threads);
+      }
+      spdlog::info(
+          "[export] {}: budget {:.3f} ms, predicted {:.3f} ms{}{}", file,
+          r["budget_ms"].get<double>(), r["latency_ms"].get<double>(),
+          v["measured_latency_ms"].is_null()
+              ? ""
+              : fmt::format(", measured {:.3f} ms", v["measured_latency_ms"].get<double>()),
+          v["measured_accuracy"].is_null()
+              ? ""
+              : fmt::format(", accuracy {:.2f}%", 100 * v["measured_accuracy"].get<double>()));
+      variants.push_back(v);
+    }
+    nlohmann::json stages = nlohmann::json::object();
+    for (const auto& st : order) stages[st] = rec.seconds(st);
+    stages["export"] = since(t0);
+    nlohmann::json manifest = {
+        {"format", "autotailor-manifest"},
+        {"model", a.model},
+        {"device", device.name},
+        {"device_kind", device.kind},
+        {"estimated_latency", device.kind != "measured"},
+        {"accuracy_metric", sens.metric},
+        {"max_subnet",
+         {{"predicted_latency_ms", max_ms}, {"predicted_accuracy", sens.base_accuracy}}},
+        {"variants", variants},
+        {"stage_seconds", stages}};
+    write_file_atomic((fs::path(dir) / "manifest.json").string(), manifest.dump(2) + "\n");
+    write_file_atomic((fs::path(dir) / "report.html").string(),
+                      render_report(manifest, found, sens, lat, lut));
+    rec.finish("export", h_export, since(t0));
+  }
+  nlohmann::json m = nlohmann::json::parse(read_file((fs::path(dir) / "manifest.json").string()));
+  std::string est = m["estimated_latency"].get<bool>() ? " (estimated)" : "";
+  std::cout << fmt::format("{} variants of {} for {} in {}/variants:\n", m["variants"].size(),
+                           a.model, device.name, dir);
+  for (const auto& v : m["variants"]) {
+    std::cout << fmt::format(
+        "  {:<28} budget {:8.3f} ms  predicted {:8.3f} ms{}  accuracy {}",
+        v["file"].get<std::string>(), v["budget_ms"].get<double>(),
+        v["predicted_latency_ms"].get<double>(), est,
+        fmt::format("{:.2f}% predicted{}", 100 * v["predicted_accuracy"].get<double>(),
+                    m["accuracy_metric"] == "top1" ? "" : " (agreement proxy)"));
+    if (!v["measured_accuracy"].is_null())
+      std::cout << fmt::format(", {:.2f}% measured", 100 * v["measured_accuracy"].get<double>());
+    if (!v["measured_latency_ms"].is_null())
+      std::cout << fmt::format(", {:.3f} ms measured", v["measured_latency_ms"].get<double>());
+    std::cout << "\n";
+  }
+  std::cout << fmt::format("manifest: {}/manifest.json, report: {}/report.html\n", dir, dir);
+}
+
+}  // namespace
+
+void add_compile(CLI::App& app) {
+  auto a = std::make_shared<CompileArgs>();
+  auto* cmd = app.add_subcommand(
+      "compile", "Every stage: a family of variants fitted to latency budgets on a device");
+  cmd->add_option("model", a->model, "ONNX image classifier")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--device", a->device, "Target device (see `devices`)")->required();
+  cmd->add_option("-o,--output", a->out, "Output directory")->required();
+  cmd->add_option("--latency-ms", a->budgets,
+                  "Latency budgets (default: 30/50/70/90% of the max subnet's prediction)")
+      ->delimiter(',');
+  cmd->add_flag("--dump-ir", a->dump_ir, "Write TailorIR dumps (text, JSON, DOT) after each stage");
+  cmd->add_option("--threads", a->threads, "Threads for training and host profiling")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--probe-images", a->probe_images, "Held-out images per sensitivity probe")
+      ->check(CLI::Range(16, 1000000));
+  cmd->add_option("--population", a->evolution.population)->check(CLI::Range(2, 100000));
+  cmd->add_option("--generations", a->evolution.generations)->check(CLI::Range(0, 100000));
+  cmd->add_option("--search-seed", a->evolution.seed);
+  a->space.add(cmd);
+  a->data.add(cmd, false);
+  a->train.add(cmd);
+  cmd->callback([a] { compile(*a); });
+}
+
+}  // namespace autotailor::cli

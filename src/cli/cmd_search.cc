@@ -1,0 +1,337 @@
+// `sensitivity`, `search` and `validate-accuracy`: the accuracy predictor and the evolutionary
+// search over a SuperNet directory.
+#include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "autotailor/common/error.h"
+#include "autotailor/common/files.h"
+#include "autotailor/exec/executor.h"
+#include "autotailor/latency/latency.h"
+#include "autotailor/search/search.h"
+#include "commands.h"
+#include "progress.h"
+#include "train_flags.h"
+
+namespace autotailor::cli {
+
+namespace fs = std::filesystem;
+
+std::string sensitivity_path(const std::string& dir) {
+  return (fs::path(dir) / "sensitivity.json").string();
+}
+
+AccuracyProbe::AccuracyProbe(const supernet::Supernet& s, const std::string& dir, DataFlags flags,
+                             size_t probe_images)
+    : s_(s) {
+  if (flags.spec.empty()) {
+    // No data: agreement with the max subnet's top-1 class on seeded synthetic images, a proxy.
+    train::ModelShape m = train::model_shape(s.graph());
+    at::manual_seed(0);
+    synthetic_ = at::rand(
+        {static_cast<int64_t>(std::max<size_t>(probe_images, 64)), m.channels, m.height, m.width});
+    reference_ = top1_synthetic(s.derive(supernet::max_subnet(s.space())));
+    return;
+  }
+  recorded_data_options(dir, flags);
+  workers_ = flags.workers;
+  data_ = flags.open(train::model_shape(s.graph()));
+  // BatchNorm recalibration reads the first calibration_images held-out images; probes use the
+  // rest when there are enough, else all of them.
+  const auto& cal = data_->split.calibration;
+  size_t skip = cal.size() >= data_->calibration_images + 500 ? data_->calibration_images : 0;
+  probe_.assign(cal.begin() + static_cast<std::ptrdiff_t>(skip), cal.end());
+  if (probe_images > 0 && probe_.size() > probe_images) probe_.resize(probe_images);
+}
+
+at::Tensor AccuracyProbe::top1_synthetic(std::shared_ptr<const ir::Graph> g) const {
+  exec::Executor ex(g);
+  const ir::Shape& in = g->tensor(g->inputs[0]).shape;
+  at::Tensor x = synthetic_;
+  if (x.size(2) != in[2] || x.size(3) != in[3])
+    x = at::upsample_bilinear2d(x, {in[2], in[3]}, false);
+  std::vector<at::Tensor> parts;
+  for (int64_t i = 0; i < x.size(0); i += 64)
+    parts.push_back(ex.run({x.narrow(0, i, std::min<int64_t>(64, x.size(0) - i))})[0].argmax(1));
+  return at::cat(parts);
+}
+
+double AccuracyProbe::operator()(const supernet::SubnetConfig& c) const {
+  if (!data_) {
+    at::Tensor t = top1_synthetic(s_.derive(c));
+    return t.eq(reference_).to(at::kDouble).mean().item<double>();
+  }
+  auto g = calibrated_subnet(s_, c, *data_, workers_);
+  return train::evaluate_on(g, data_->source.train, probe_, data_->pre, 256, workers_).top1;
+}
+
+size_t AccuracyProbe::images() const {
+  return data_ ? probe_.size() : static_cast<size_t>(synthetic_.size(0));
+}
+
+search::SensitivityTable measure_sensitivity(const supernet::Supernet& s, const std::string& dir,
+                                             const DataFlags& flags, size_t probe_images) {
+  AccuracyProbe probe(s, dir, flags, probe_images);
+  size_t total = 1;
+  for (const auto& p : supernet::positions(s.space())) total += p.choices.size() - 1;
+  Progress progress("probing", total);
+  search::SensitivityTable t = search::measure_sensitivity(
+      s.space(), [&](const supernet::SubnetConfig& c) { return probe(c); },
+      [&](size_t done, size_t) { progress.step(done); });
+  t.metric = probe.has_data() ? "top1" : "agreement";
+  t.probe_images = probe.images();
+  t.save(sensitivity_path(dir));
+  spdlog::info("wrote {}: {} probes on {} {} images in {:.1f} s (max subnet {:.2f}%){}",
+               sensitivity_path(dir), t.entries.size() + 1, t.probe_images,
+               probe.has_data() ? "held-out" : "synthetic", t.seconds, 100 * t.base_accuracy,
+               probe.has_data() ? "" : "; no data: agreement with the max subnet, a proxy");
+  return t;
+}
+
+namespace {
+
+std::vector<double> ranks(const std::vector<double>& v) {
+  std::vector<size_t> order(v.size());
+  for (size_t i = 0; i < v.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
+  std::vector<double> r(v.size());
+  for (size_t i = 0; i < order.size();) {
+    size_t j = i;
+    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
+    for (size_t k = i; k <= j; ++k) r[order[k]] = (static_cast<double>(i + j) / 2.0) + 1;
+    i = j + 1;
+  }
+  return r;
+}
+
+double pearson(const std::vector<double>& a, const std::vector<double>& b) {
+  double n = static_cast<double>(a.size()), ma = 0, mb = 0;
+  for (size_t i = 0; i < a.size(); ++i) ma += a[i] / n, mb += b[i] / n;
+  double sab = 0, saa = 0, sbb = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    sab += (a[i] - ma) * (b[i] - mb);
+    saa += (a[i] - ma) * (a[i] - ma);
+    sbb += (b[i] - mb) * (b[i] - mb);
+  }
+  return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : 0.0;
+}
+
+// Kendall's tau-b (ties in either variable handled).
+double kendall(const std::vector<double>& a, const std::vector<double>& b) {
+  double conc = 0, disc = 0, ta = 0, tb = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    for (size_t j = i + 1; j < a.size(); ++j) {
+      double x = a[i] - a[j], y = b[i] - b[j];
+      if (x == 0 && y == 0) continue;
+      if (x == 0)
+        ++ta;
+      else if (y == 0)
+        ++tb;
+      else if ((x > 0) == (y > 0))
+        ++conc;
+      else
+        ++disc;
+    }
+  double d = std::sqrt((conc + disc + ta) * (conc + disc + tb));
+  return d > 0 ? (conc - disc) / d : 0.0;
+}
+
+std::vector<double> parse_budgets(const std::vector<double>& v) {
+  if (v.empty()) fail("--latency-ms: give at least one budget");
+  return v;
+}
+
+}  // namespace
+
+nlohmann::json run_search(const supernet::Supernet& tuned, const std::string& dir,
+                          const std::string& device, std::vector<double> budgets,
+                          const search::EvolutionOptions& eo) {
+  supernet::Supernet s = latency_view(tuned);
+  latency::LatencyTable lut = latency::load_lut(dir, device);
+  std::string sp = sensitivity_path(dir);
+  if (!fs::exists(sp))
+    fail("{} is missing: run `autotailor sensitivity {} [--data SPEC]` first", sp, dir);
+  search::SensitivityTable t = search::SensitivityTable::load(sp);
+  std::vector<supernet::Position> pos = supernet::positions(s.space());
+  latency::LatencyModel lm(s, lut);
+  search::AccuracyModel am(t, pos);
+  bool estimated = std::any_of(lut.entries.begin(), lut.entries.end(),
+                               [](const auto& e) { return e.second.estimated; });
+  search::SearchReport r = search::evolve(
+      pos, [&](const supernet::SubnetCode& c) { return lm.predict(c); },
+      [&](const supernet::SubnetCode& c) { return am.predict(c); }, budgets, eo);
+  auto cand = [&](const search::Candidate& c) {
+    return nlohmann::json{
+        {"latency_ms", c.latency_ms},
+        {"accuracy", c.accuracy},
+        {"subnet", nlohmann::json::parse(supernet::subnet_to_json(supernet::decode(pos, c.code)))}};
+  };
+  nlohmann::json results = nlohmann::json::array(), front = nlohmann::json::array();
+  for (const auto& b : r.results) {
+    nlohmann::json j = cand(b.best);
+    j["budget_ms"] = b.budget_ms;
+    results.push_back(j);
+  }
+  for (const auto& c : r.pareto) front.push_back(cand(c));
+  double rate = r.seconds > 0 ? static_cast<double>(r.evaluations) / r.seconds : 0;
+  nlohmann::json out = {{"format", "autotailor-search"},
+                        {"device", lut.device},
+                        {"estimated_latency", estimated},
+                        {"accuracy_metric", t.metric},
+                        {"max_subnet",
+                         {{"latency_ms", lm.predict(supernet::max_subnet(s.space()))},
+                          {"accuracy", t.base_accuracy}}},
+                        {"options",
+                         {{"population", eo.population},
+                          {"generations", eo.generations},
+                          {"parent_ratio", eo.parent_ratio},
+                          {"mutation_ratio", eo.mutation_ratio},
+                          {"mutate_prob", eo.mutate_prob},
+                          {"seed", eo.seed}}},
+                        {"evaluations", r.evaluations},
+                        {"seconds", r.seconds},
+                        {"evaluations_per_second", rate},
+                        {"results", results},
+                        {"pareto", front}};
+  spdlog::info(
+      "searched {} budget(s): {} candidate evaluations in {:.2f} s ({:.0f}/s), Pareto "
+      "front of {}",
+      budgets.size(), r.evaluations, r.seconds, rate, r.pareto.size());
+  return out;
+}
+
+void add_search(CLI::App& app) {
+  {
+    struct Args {
+      std::string dir;
+      DataFlags data;
+      size_t probe_images = 3000;
+      bool json = false;
+    };
+    auto a = std::make_shared<Args>();
+    auto* cmd = app.add_subcommand(
+        "sensitivity", "Measure the accuracy predictor's table (one probe per modification)");
+    cmd->add_option("dir", a->dir, "Directory made by `supernet` or `compile`")->required();
+    a->data.add(cmd, false);
+    cmd->add_option("--probe-images", a->probe_images, "Held-out images per probe")
+        ->check(CLI::Range(16, 1000000));
+    cmd->callback([a] {
+      supernet::Supernet s = supernet::Supernet::load(a->dir);
+      if (a->data.spec.empty())
+        spdlog::warn(
+            "no --data: sensitivity measured as agreement with the max subnet on "
+            "synthetic inputs (a proxy, not accuracy)");
+      measure_sensitivity(s, a->dir, a->data, a->probe_images);
+    });
+  }
+  {
+    struct Args {
+      std::string dir, device;
+      std::vector<double> budgets;
+      search::EvolutionOptions eo;
+      bool json = false;
+    };
+    auto a = std::make_shared<Args>();
+    auto* cmd = app.add_subcommand("search", "Evolutionary search for the best subnet per budget");
+    cmd->add_option("dir", a->dir, "Directory made by `supernet` or `compile`")->required();
+    cmd->add_option("--device", a->device, "Target device (its LUT must exist)")->required();
+    cmd->add_option("--latency-ms", a->budgets, "Latency budgets")->delimiter(',')->required();
+    cmd->add_option("--population", a->eo.population)->check(CLI::Range(2, 100000));
+    cmd->add_option("--generations", a->eo.generations)->check(CLI::Range(0, 100000));
+    cmd->add_option("--parent-ratio", a->eo.parent_ratio)->check(CLI::Range(0.01, 1.0));
+    cmd->add_option("--mutation-ratio", a->eo.mutation_ratio)->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--mutate-prob", a->eo.mutate_prob)->check(CLI::Range(0.0, 1.0));
+    cmd->add_option("--seed", a->eo.seed);
+    cmd->add_flag("--json", a->json, "Print the results as JSON");
+    cmd->callback([a] {
+      supernet::Supernet s = supernet::Supernet::load(a->dir);
+      nlohmann::json r = run_search(s, a->dir, a->device, parse_budgets(a->budgets), a->eo);
+      write_file_atomic((fs::path(a->dir) / "search.json").string(), r.dump(2) + "\n");
+      if (a->json) {
+        std::cout << r.dump(2) << "\n";
+        return;
+      }
+      std::string est = r["estimated_latency"].get<bool>() ? " (estimated)" : "";
+      for (const auto& b : r["results"])
+        std::cout << fmt::format("budget {:8.3f} ms: predicted {:8.3f} ms{}, accuracy {:.2f}%\n",
+                                 b["budget_ms"].get<double>(), b["latency_ms"].get<double>(), est,
+                                 100 * b["accuracy"].get<double>());
+      std::cout << fmt::format("{} evaluations ({:.0f}/s); Pareto front of {} in {}/search.json\n",
+                               r["evaluations"].get<int64_t>(),
+                               r["evaluations_per_second"].get<double>(), r["pareto"].size(),
+                               a->dir);
+    });
+  }
+  {
+    struct Args {
+      std::string dir;
+      DataFlags data;
+      int samples = 20;
+      bool json = false;
+    };
+    auto a = std::make_shared<Args>();
+    auto* cmd = app.add_subcommand("validate-accuracy",
+                                   "Compare predicted with measured accuracy on random subnets");
+    cmd->add_option("dir", a->dir, "Directory made by `supernet` or `compile`")->required();
+    a->data.add(cmd);
+    cmd->add_option("--samples", a->samples, "Random subnets to evaluate")
+        ->check(CLI::Range(2, 100000));
+    cmd->add_flag("--json", a->json, "Print JSON to stdout");
+    cmd->callback([a] {
+      supernet::Supernet s = supernet::Supernet::load(a->dir);
+      std::string sp = sensitivity_path(a->dir);
+      if (!fs::exists(sp)) fail("{} is missing: run `autotailor sensitivity` first", sp);
+      search::SensitivityTable t = search::SensitivityTable::load(sp);
+      if (t.metric != "top1")
+        fail("{}: measured without data ({}); run `autotailor sensitivity {} --data ...`", sp,
+             t.metric, a->dir);
+      std::vector<supernet::Position> pos = supernet::positions(s.space());
+      search::AccuracyModel am(t, pos);
+      recorded_data_options(a->dir, a->data);
+      train::TrainData d = a->data.open(train::model_shape(s.graph()));
+      std::vector<double> pred, meas;
+      nlohmann::json rows = nlohmann::json::array();
+      Progress progress("evaluating", static_cast<size_t>(a->samples));
+      for (int i = 1; i <= a->samples; ++i) {
+        supernet::SubnetConfig c = supernet::random_subnet(s.space(), static_cast<uint64_t>(i));
+        double p = am.predict(supernet::encode(pos, c));
+        double m =
+            train::evaluate(calibrated_subnet(s, c, d, a->data.workers), d, 256, a->data.workers)
+                .top1;
+        pred.push_back(p);
+        meas.push_back(m);
+        rows.push_back(
+            {{"subnet", fmt::format("random:{}", i)}, {"predicted", p}, {"measured", m}});
+        progress.step(static_cast<size_t>(i));
+      }
+      double se = 0;
+      for (size_t i = 0; i < pred.size(); ++i) se += (pred[i] - meas[i]) * (pred[i] - meas[i]);
+      nlohmann::json j = {{"samples", a->samples},
+                          {"kendall_tau", kendall(pred, meas)},
+                          {"spearman_rho", pearson(ranks(pred), ranks(meas))},
+                          {"rmse", std::sqrt(se / static_cast<double>(pred.size()))},
+                          {"evaluation_images", d.source.test->size()},
+                          {"probe_images", t.probe_images},
+                          {"subnets", rows}};
+      if (a->json) {
+        std::cout << j.dump(2) << "\n";
+        return;
+      }
+      for (const auto& r : rows)
+        std::cout << fmt::format("{:<12} predicted {:6.2f}%  measured {:6.2f}%\n",
+                                 r["subnet"].get<std::string>(), 100 * r["predicted"].get<double>(),
+                                 100 * r["measured"].get<double>());
+      std::cout << fmt::format(
+          "{} samples: Kendall tau {:.3f}, Spearman rho {:.3f}, RMSE {:.2f} points (measured on "
+          "{} test images; predictor probed on {} held-out images)\n",
+          a->samples, j["kendall_tau"].get<double>(), j["spearman_rho"].get<double>(),
+          100 * j["rmse"].get<double>(), d.source.test->size(), t.probe_images);
+    });
+  }
+}
+
+}  // namespace autotailor::cli

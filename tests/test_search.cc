@@ -1,0 +1,217 @@
+// The compiled predictors, the evolutionary search and `compile` end to end.
+#include <nlohmann/json.hpp>
+
+#include "autotailor/common/error.h"
+#include "autotailor/import/onnx_import.h"
+#include "autotailor/latency/device.h"
+#include "autotailor/latency/latency.h"
+#include "autotailor/search/search.h"
+#include "autotailor/supernet/supernet.h"
+#include "test_util.h"
+
+namespace autotailor {
+namespace {
+
+namespace fs = std::filesystem;
+using test::run_cli;
+
+std::string reference(const std::string& name) {
+  std::string p = AUTOTAILOR_FIXTURES;
+  p += "/reference/";
+  p += name;
+  p += ".onnx";
+  return p;
+}
+
+// An estimated LUT needs no measurement: the predictors' arithmetic can be checked quickly.
+latency::LatencyTable estimated_lut(const supernet::Supernet& s) {
+  latency::Device d = latency::find_device("exynos1380");
+  latency::LatencyTable lut;
+  lut.device = d.name;
+  for (const auto& c : latency::unique_configs(s).configs)
+    lut.entries[c.key] = latency::estimate(d, *c.graph);
+  lut.overhead_ms = 0.05;
+  lut.scale = 1.1;
+  return lut;
+}
+
+TEST(Encoding, RoundTripsEveryPosition) {
+  supernet::Supernet s(import_onnx(reference("mobilenet_v2_fm")), {});
+  auto pos = supernet::positions(s.space());
+  ASSERT_GT(pos.size(), 5u);
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    supernet::SubnetConfig c = supernet::random_subnet(s.space(), seed);
+    EXPECT_EQ(supernet::decode(pos, supernet::encode(pos, c)), c);
+  }
+  EXPECT_EQ(supernet::decode(pos, supernet::encode(pos, supernet::max_subnet(s.space()))),
+            supernet::max_subnet(s.space()));
+}
+
+TEST(LatencyModel, EqualsTheDerivedGraphPrediction) {
+  for (const char* name : {"resnet_fm", "mobilenet_v2_fm"}) {
+    supernet::Supernet s(import_onnx(reference(name)), {});
+    latency::LatencyTable lut = estimated_lut(s);
+    latency::LatencyModel m(s, lut);
+    auto pos = supernet::positions(s.space());
+    std::vector<supernet::SubnetConfig> cs = {supernet::max_subnet(s.space()),
+                                              supernet::min_subnet(s.space()),
+                                              supernet::mid_subnet(s.space())};
+    for (uint64_t seed = 1; seed <= 15; ++seed)
+      cs.push_back(supernet::random_subnet(s.space(), seed));
+    for (const auto& c : cs) {
+      double want = latency::predict(s, lut, c).latency_ms;
+      EXPECT_NEAR(m.predict(c), want, 1e-9 * want) << name;
+      EXPECT_NEAR(m.predict(supernet::encode(pos, c)), want, 1e-9 * want) << name;
+    }
+  }
+}
+
+TEST(Sensitivity, AdditivePredictionReproducesItsProbes) {
+  supernet::Supernet s(import_onnx(reference("resnet_fm")), {});
+  auto pos = supernet::positions(s.space());
+  // A made-up accuracy function of the config: each probe's value is what it returns.
+  auto acc = [&](const supernet::SubnetConfig& c) {
+    double a = 0.9;
+    for (auto& [g, w] : c.widths) a -= 0.001 * static_cast<double>(s.space().group(g)->size - w);
+    if (c.resolution) a -= 0.0005 * static_cast<double>(s.space().resolution - c.resolution);
+    return a;
+  };
+  search::SensitivityTable t = search::measure_sensitivity(s.space(), acc);
+  size_t expect = 0;
+  for (const auto& p : pos) expect += p.choices.size() - 1;
+  EXPECT_EQ(t.entries.size(), expect);
+  search::AccuracyModel m(t, pos);
+  EXPECT_DOUBLE_EQ(m.predict(supernet::encode(pos, supernet::max_subnet(s.space()))), 0.9);
+  // The made-up function is additive over widths and resolution: the prediction is exact.
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    supernet::SubnetConfig c = supernet::random_subnet(s.space(), seed);
+    c.depths.clear();
+    EXPECT_NEAR(m.predict(supernet::encode(pos, c)), acc(c), 1e-12);
+  }
+  std::string dir = test::temp_dir("sens");
+  t.save(dir + "/s.json");
+  search::SensitivityTable back = search::SensitivityTable::load(dir + "/s.json");
+  EXPECT_EQ(back.entries.size(), t.entries.size());
+  EXPECT_DOUBLE_EQ(search::AccuracyModel(back, pos).predict(supernet::SubnetCode(pos.size(), 0)),
+                   m.predict(supernet::SubnetCode(pos.size(), 0)));
+  fs::remove_all(dir);
+}
+
+TEST(Evolution, FitsBudgetsIsDeterministicAndParetoOptimal) {
+  supernet::Supernet s(import_onnx(reference("mobilenet_v2_fm")), {});
+  latency::LatencyTable lut = estimated_lut(s);
+  latency::LatencyModel lm(s, lut);
+  auto pos = supernet::positions(s.space());
+  // Accuracy grows with every choice index, with diminishing returns.
+  auto acc = [&](const supernet::SubnetCode& c) {
+    double a = 0;
+    for (size_t i = 0; i < c.size(); ++i) a += std::sqrt(static_cast<double>(c[i]) + 1.0 + i % 3);
+    return a;
+  };
+  auto lat = [&](const supernet::SubnetCode& c) { return lm.predict(c); };
+  double max_ms = lm.predict(supernet::max_subnet(s.space()));
+  std::vector<double> budgets = {0.4 * max_ms, 0.7 * max_ms};
+  search::EvolutionOptions o;
+  o.generations = 60;
+  search::SearchReport a = search::evolve(pos, lat, acc, budgets, o);
+  search::SearchReport b = search::evolve(pos, lat, acc, budgets, o);
+  ASSERT_EQ(a.results.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_LE(a.results[i].best.latency_ms, budgets[i]);
+    EXPECT_EQ(a.results[i].best.code, b.results[i].best.code) << "same seed, same result";
+    // Better than the best of 2000 random feasible subnets.
+    double best_random = 0;
+    for (uint64_t seed = 1; seed <= 2000; ++seed) {
+      auto code = supernet::encode(pos, supernet::random_subnet(s.space(), seed));
+      if (lat(code) <= budgets[i]) best_random = std::max(best_random, acc(code));
+    }
+    EXPECT_GE(a.results[i].best.accuracy, best_random);
+  }
+  EXPECT_GT(a.results[1].best.accuracy, a.results[0].best.accuracy);
+  for (size_t i = 1; i < a.pareto.size(); ++i) {
+    EXPECT_GT(a.pareto[i].latency_ms, a.pareto[i - 1].latency_ms);
+    EXPECT_GT(a.pareto[i].accuracy, a.pareto[i - 1].accuracy);
+  }
+  double min_ms = lm.predict(supernet::min_subnet(s.space()));
+  EXPECT_THROW(search::evolve(pos, lat, acc, {0.5 * min_ms}, o), Error);
+}
+
+// The command users run, end to end on a small model with data: every variant fits its budget
+// by prediction, passes the ONNX checker and computes what ONNX Runtime computes; a rerun reuses
+// every stage; the report renders in headless Chromium.
+TEST(Compile, EndToEndOnHostWithData) {
+  std::string dir = test::temp_dir("compile");
+  std::string out = dir + "/out";
+  std::string args = "compile " + reference("mobilenet_v2_fm") + " --device host -o " + out +
+                     " --data fashion-mnist --holdout 800 --calibration-images 256 --epochs 1 "
+                     "--max-steps 6 --batch 32 --probe-images 200 --generations 50 --dump-ir "
+                     "--width-ratios 0.5,1 --threads 2";
+  auto r = run_cli(args);
+  ASSERT_EQ(r.status, 0) << r.err;
+  nlohmann::json m = nlohmann::json::parse(test::slurp(out + "/manifest.json"));
+  ASSERT_EQ(m["variants"].size(), 4u);
+  EXPECT_EQ(m["accuracy_metric"], "top1");
+  std::vector<std::string> files;
+  at::manual_seed(3);
+  for (const auto& v : m["variants"]) {
+    EXPECT_LE(v["predicted_latency_ms"].get<double>(), v["budget_ms"].get<double>() + 1e-9);
+    EXPECT_FALSE(v["measured_accuracy"].is_null());
+    EXPECT_FALSE(v["measured_latency_ms"].is_null());
+    std::string f = out + "/" + v["file"].get<std::string>();
+    files.push_back(f);
+    auto g = import_onnx(f);
+    const ir::Shape& in = g->tensor(g->inputs[0]).shape;
+    at::Tensor x = at::rand({2, in[1], in[2], in[3]});
+    exec::Executor ex(g);
+    at::Tensor ours = ex.run({x})[0];
+    EXPECT_TRUE(test::all_close(ours, test::run_onnxruntime(f, x, dir))) << f;
+  }
+  EXPECT_TRUE(test::python_onnx_checker(files));
+  for (const char* f : {"supernet.onnx", "space.json", "lut_host.json", "sensitivity.json",
+                        "search.json", "finetune.json", "report.html", "ir/import.txt",
+                        "ir/supernet.json", "ir/finetune.dot", "ir/export_variant1.txt"})
+    EXPECT_TRUE(fs::exists(out + "/" + f)) << f;
+
+  auto again = run_cli(args);
+  ASSERT_EQ(again.status, 0) << again.err;
+  for (const char* stage : {"[supernet] reusing", "[finetune] reusing", "[profile] reusing",
+                            "[sensitivity] reusing", "[search] reusing", "[export] reusing"})
+    EXPECT_NE(again.err.find(stage), std::string::npos) << stage << "\n" << again.err;
+
+  auto p = run_cli("predict " + out + " --device host --subnet mid --json");
+  ASSERT_EQ(p.status, 0) << p.err;
+  nlohmann::json pj = nlohmann::json::parse(p.out);
+  EXPECT_TRUE(pj["accuracy"].is_number());
+  EXPECT_GT(pj["latency_ms"].get<double>(), 0);
+
+  // The report in a real browser engine.
+  if (std::system("command -v chromium >/dev/null 2>&1") != 0) GTEST_SKIP() << "no chromium";
+  std::string png = dir + "/report.png";
+  std::string cmd =
+      "chromium --headless --no-sandbox --disable-gpu --window-size=1000,2400 "
+      "--screenshot=" +
+      png + " file://" + out + "/report.html >/dev/null 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
+  EXPECT_GT(fs::exists(png) ? fs::file_size(png) : 0, 20000u) << "screenshot of the report";
+  fs::remove_all(dir);
+}
+
+TEST(Compile, NamedDeviceWithoutDataIsLabelledEstimatedAndProxy) {
+  std::string dir = test::temp_dir("compile_nodata");
+  auto r = run_cli("compile " + reference("resnet_fm") + " --device exynos1380 -o " + dir +
+                   "/out --probe-images 64 --generations 20 --latency-ms 0.5,2");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("no --data"), std::string::npos);
+  EXPECT_NE(r.out.find("(estimated)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("agreement proxy"), std::string::npos) << r.out;
+  nlohmann::json m = nlohmann::json::parse(test::slurp(dir + "/out/manifest.json"));
+  EXPECT_TRUE(m["estimated_latency"].get<bool>());
+  EXPECT_EQ(m["variants"].size(), 2u);
+  auto bad = run_cli("compile " + reference("resnet_fm") + " --device nosuch -o " + dir + "/x");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.err.find("nosuch"), std::string::npos) << bad.err;
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace autotailor
