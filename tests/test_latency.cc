@@ -3,10 +3,14 @@
 // refuses a LUT that lacks an entry; profile / predict / validate-latency work end to end.
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "autotailor/common/error.h"
+#include "autotailor/exec/timing.h"
 #include "autotailor/import/onnx_import.h"
+#include "autotailor/latency/bundle.h"
 #include "autotailor/latency/latency.h"
 #include "test_util.h"
 
@@ -65,7 +69,8 @@ TEST(LatencyCli, ProfileResumesPredictAndValidate) {
   ASSERT_EQ(first.status, 0) << first.err;
   auto again = test::run_cli("profile " + sn + " --device host --threads 1");
   ASSERT_EQ(again.status, 0) << again.err;
-  EXPECT_NE(again.err.find(", 0 to measure"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("; 0 covering subnets to time in context"), std::string::npos)
+      << again.err;
   auto lut = nlohmann::json::parse(test::slurp(sn + "/lut_host.json"));
   EXPECT_EQ(lut["device"], "host");
   EXPECT_EQ(lut["threads"], 1);
@@ -81,6 +86,118 @@ TEST(LatencyCli, ProfileResumesPredictAndValidate) {
   auto bad = test::run_cli("predict " + sn + " --device exynos1380 --subnet min");
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.err.find("exynos1380"), std::string::npos);
+}
+
+// The on-device flow, self-tested on the host: a bundle in two shards, each model timed by our
+// own executor the way a device's benchmark tool would time it, the CSVs imported; the LUT
+// then agrees with profiling the steps directly, and bad CSVs are named errors.
+TEST(LatencyCli, BundleShardsImportAndCompareWithDirectProfiling) {
+  std::string dir = test::temp_dir("latency_bundle");
+  std::string sn = dir + "/sn";
+  ASSERT_EQ(test::run_cli("supernet " + test::fixture("mobilenet_v3_small.onnx") + " -o " + sn +
+                          " --no-resolution --no-kernel --no-depth --width-ratios 0.5,1")
+                .status,
+            0);
+  auto direct = test::run_cli("profile " + sn + " --device host --method isolated");
+  ASSERT_EQ(direct.status, 0) << direct.err;
+  auto host = nlohmann::json::parse(test::slurp(sn + "/lut_host.json"));
+  EXPECT_EQ(host["method"], "isolated");
+  std::vector<std::string> csvs;
+  size_t models = 0;
+  for (int shard = 0; shard < 2; ++shard) {
+    std::string b = dir + "/bundle" + std::to_string(shard);
+    auto r = test::run_cli("profile " + sn + " --device exynos1380 --bundle " + b + " --shard " +
+                           std::to_string(shard) + "/2");
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto m = nlohmann::json::parse(test::slurp(b + "/manifest.json"));
+    EXPECT_EQ(m["format"], "autotailor-bundle");
+    std::string csv = b + "/results.csv";
+    std::ofstream out(csv);
+    out << "# timed by the test with the executor\nid,runs,median_ms\n";
+    for (const auto& e : m["models"]) {
+      auto g = import_onnx(b + "/" + e["file"].get<std::string>());
+      EXPECT_EQ(g->inputs.size(), e["inputs"].size());
+      exec::Executor ex(g);
+      exec::Timing t = exec::time_runs(ex, exec::random_inputs(*g, 1, 0, true), 3, 10, 10.0, 100);
+      out << e["id"].get<std::string>() << "," << t.runs << "," << t.median_ms << "\n";
+      if (e["id"] != latency::kCallOverheadId) {
+        ++models;
+        EXPECT_EQ(e["id"], latency::config_id(e["key"].get<std::string>()));
+      }
+    }
+    csvs.push_back(csv);
+  }
+  EXPECT_EQ(models, host["entries"].size()) << "the shards partition the configurations";
+  auto imp = test::run_cli("profile " + sn + " --device exynos1380 --import " + csvs[0] +
+                           " --import " + csvs[1] + " --runtime executor-selftest");
+  ASSERT_EQ(imp.status, 0) << imp.err;
+  auto lut = nlohmann::json::parse(test::slurp(sn + "/lut_exynos1380.json"));
+  EXPECT_EQ(lut["method"], "import");
+  EXPECT_EQ(lut["runtime"], "executor-selftest");
+  ASSERT_EQ(lut["entries"].size(), host["entries"].size());
+  // Same configurations, same executor: the imported entries agree with direct profiling
+  // within timing noise, in the median over configurations.
+  std::vector<double> ratio;
+  for (const auto& [key, e] : lut["entries"].items()) {
+    EXPECT_FALSE(e.contains("estimated")) << key;
+    ASSERT_TRUE(host["entries"].contains(key)) << key;
+    double d = host["entries"][key]["median_ms"].get<double>();
+    ratio.push_back((e["median_ms"].get<double>() + lut["overhead_ms"].get<double>()) / d);
+  }
+  std::sort(ratio.begin(), ratio.end());
+  EXPECT_GT(ratio[ratio.size() / 2], 0.7);
+  EXPECT_LT(ratio[ratio.size() / 2], 1.4);
+  auto pr = test::run_cli("predict " + sn + " --device exynos1380 --subnet max");
+  ASSERT_EQ(pr.status, 0) << pr.err;
+  EXPECT_EQ(pr.out.find("estimated"), std::string::npos) << pr.out;
+
+  // Bad CSVs: a foreign id, a bad number, no header.
+  std::string bad = dir + "/bad.csv";
+  std::ofstream(bad) << "id,median_ms\n0123456789abcdef,0.5\n";
+  auto e1 = test::run_cli("profile " + sn + " --device exynos1380 --import " + bad);
+  EXPECT_EQ(e1.status, 1);
+  EXPECT_NE(e1.err.find("bad.csv: id 0123456789abcdef is not an operator configuration"),
+            std::string::npos)
+      << e1.err;
+  std::ofstream(bad) << "id,median_ms\ncall-overhead,fast\n";
+  auto e2 = test::run_cli("profile " + sn + " --device exynos1380 --import " + bad);
+  EXPECT_NE(e2.err.find("bad.csv:2: median_ms 'fast' is not a non-negative number"),
+            std::string::npos)
+      << e2.err;
+  std::ofstream(bad) << "model,ms\n";
+  auto e3 = test::run_cli("profile " + sn + " --device exynos1380 --import " + bad);
+  EXPECT_NE(e3.err.find("bad.csv:1: the header must name the columns id and median_ms"),
+            std::string::npos)
+      << e3.err;
+  auto e4 =
+      test::run_cli("profile " + sn + " --device exynos1380 --bundle " + dir + "/x --shard 2/2");
+  EXPECT_NE(e4.err.find("--shard 2/2"), std::string::npos) << e4.err;
+  std::filesystem::remove_all(dir);
+}
+
+// A runtime we did not write: ONNX Runtime times the bundle (tools/ort_run.js), the results
+// become the LUT of host-ort, and validate-latency measures whole exports in ONNX Runtime.
+TEST(LatencyCli, HostOrtProfilesThroughOnnxRuntime) {
+  if (std::system("command -v node >/dev/null 2>&1") != 0) GTEST_SKIP() << "no node";
+  std::string dir = test::temp_dir("latency_ort");
+  std::string sn = dir + "/sn";
+  ASSERT_EQ(test::run_cli("supernet " + test::fixture("mobilenet_v3_small.onnx") + " -o " + sn +
+                          " --no-resolution --no-kernel --no-depth --width-ratios 0.5,1")
+                .status,
+            0);
+  auto p = test::run_cli("profile " + sn + " --device host-ort");
+  ASSERT_EQ(p.status, 0) << p.err;
+  auto lut = nlohmann::json::parse(test::slurp(sn + "/lut_host-ort.json"));
+  EXPECT_EQ(lut["method"], "import");
+  EXPECT_NE(lut["runtime"].get<std::string>().find("ONNX Runtime"), std::string::npos);
+  EXPECT_GT(lut["profiling_seconds"].get<double>(), 0.0);
+  auto again = test::run_cli("profile " + sn + " --device host-ort");
+  EXPECT_NE(again.err.find("nothing to measure"), std::string::npos) << again.err;
+  auto v = test::run_cli("validate-latency " + sn + " --device host-ort --samples 2 --json");
+  ASSERT_EQ(v.status, 0) << v.err;
+  auto j = nlohmann::json::parse(v.out);
+  for (const auto& r : j["subnets"]) EXPECT_GT(r["measured_ms"].get<double>(), 0.0);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -3,7 +3,12 @@
 //
 //   node tools/ort_run.js run MODEL.onnx --input IN.pb [--input ...] --output OUT.pb [--output ...]
 //   node tools/ort_run.js bench MODEL.onnx [--batch B] [--threads N] [--runs R] [--warmup W] [--shape 1,3,224,224]
+//   node tools/ort_run.js bundle BUNDLE_DIR --out RESULTS.csv [--threads N] [--min-ms 25]
 //   node tools/ort_run.js version
+//
+// `bundle` times every model of a bundle written by `autotailor profile DIR --device NAME
+// --bundle BUNDLE_DIR` (BUNDLE_DIR/manifest.json) and writes the CSV that `autotailor profile
+// DIR --device NAME --import RESULTS.csv` reads: id,median_ms,p10_ms,p90_ms,runs.
 //
 // Tensors are onnx.TensorProto files (the format of ONNX's backend test data). The only
 // dependency is onnxruntime-node, so the protobuf handling below is a minimal reader and
@@ -414,6 +419,65 @@ async function cmdBench(argv) {
   }));
 }
 
+const TYPED = {
+  float32: ['float32', Float32Array],
+  float64: ['float64', Float64Array],
+  int64: ['int64', BigInt64Array],
+  int32: ['int32', Int32Array],
+  bool: ['bool', Uint8Array],
+};
+
+async function cmdBundle(argv) {
+  const a = parseArgs(argv, { out: 'value', threads: 'value', 'min-ms': 'value' });
+  if (a.positional.length !== 1 || !a.out) throw new Error('usage: ort_run.js bundle BUNDLE_DIR --out RESULTS.csv [--threads N] [--min-ms 25]');
+  const dir = a.positional[0];
+  const threads = positiveInt(a.threads, 'threads', 1);
+  const minMs = Number(a['min-ms'] === undefined ? 25 : a['min-ms']);
+  let manifest;
+  try {
+    manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+  } catch (e) {
+    throw new Error(`${path.join(dir, 'manifest.json')}: ${e.message}`);
+  }
+  if (manifest.format !== 'autotailor-bundle') throw new Error(`${dir}/manifest.json is not an autotailor bundle`);
+  const ort = loadOrt();
+  const rows = ['id,median_ms,p10_ms,p90_ms,runs'];
+  let last = Date.now();
+  for (let m = 0; m < manifest.models.length; m++) {
+    const entry = manifest.models[m];
+    const file = path.join(dir, entry.file);
+    const session = await ort.InferenceSession.create(file, sessionOptions(threads));
+    const feeds = {};
+    for (const inp of entry.inputs) {
+      const t = TYPED[inp.dtype];
+      if (!t) throw new Error(`${file}: input '${inp.name}' has type ${inp.dtype}, which the runner does not feed`);
+      const count = inp.shape.reduce((x, y) => x * y, 1);
+      const data = new t[1](count);
+      if (t[0] === 'float32' || t[0] === 'float64') for (let i = 0; i < count; i++) data[i] = Math.random() * 2 - 1;
+      feeds[inp.name] = new ort.Tensor(t[0], data, inp.shape);
+    }
+    for (let i = 0; i < 3; i++) await session.run(feeds);
+    const times = [];
+    let total = 0;
+    while (times.length < 10 || (total < minMs && times.length < 200)) {
+      const t0 = process.hrtime.bigint();
+      await session.run(feeds);
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      times.push(ms);
+      total += ms;
+    }
+    times.sort((x, y) => x - y);
+    const r = (x) => x.toFixed(5);
+    rows.push(`${entry.id},${r(percentile(times, 0.5))},${r(percentile(times, 0.1))},${r(percentile(times, 0.9))},${times.length}`);
+    if (session.release) await session.release();
+    if (Date.now() - last > 10000) {
+      process.stderr.write(`ort_run: ${m + 1}/${manifest.models.length} models timed\n`);
+      last = Date.now();
+    }
+  }
+  writeFileAtomic(a.out, rows.join('\n') + '\n');
+}
+
 function cmdVersion() {
   let version;
   try {
@@ -428,8 +492,9 @@ async function main() {
   const [cmd, ...rest] = process.argv.slice(2);
   if (cmd === 'run') return cmdRun(rest);
   if (cmd === 'bench') return cmdBench(rest);
+  if (cmd === 'bundle') return cmdBundle(rest);
   if (cmd === 'version') return cmdVersion();
-  throw new Error('usage: ort_run.js (run|bench|version) ...');
+  throw new Error('usage: ort_run.js (run|bench|bundle|version) ...');
 }
 
 if (require.main === module) {

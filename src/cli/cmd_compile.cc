@@ -22,6 +22,7 @@
 #include "autotailor/latency/latency.h"
 #include "autotailor/search/search.h"
 #include "commands.h"
+#include "ort_runner.h"
 #include "report.h"
 #include "space_flags.h"
 #include "train_flags.h"
@@ -276,6 +277,8 @@ void compile(const CompileArgs& a) {
         v["measured_latency_ms"] =
             exec::time_runs(ex, exec::random_inputs(*exported, 1), 3, 10, 200.0, 100).median_ms;
         at::set_num_threads(threads);
+      } else if (device.kind == "ort") {
+        v["measured_latency_ms"] = ort_median_ms(file, lut.threads, 30);
       }
       spdlog::info(
           "[export] {}: budget {:.3f} ms, predicted {:.3f} ms{}{}", file,
@@ -288,6 +291,8 @@ void compile(const CompileArgs& a) {
               : fmt::format(", accuracy {:.2f}%", 100 * v["measured_accuracy"].get<double>()));
       variants.push_back(v);
     }
+    bool estimated = std::any_of(lut.entries.begin(), lut.entries.end(),
+                                 [](const auto& e) { return e.second.estimated; });
     nlohmann::json stages = nlohmann::json::object();
     for (const auto& st : order) stages[st] = rec.seconds(st);
     stages["export"] = since(t0);
@@ -296,7 +301,7 @@ void compile(const CompileArgs& a) {
         {"model", a.model},
         {"device", device.name},
         {"device_kind", device.kind},
-        {"estimated_latency", device.kind != "measured"},
+        {"estimated_latency", estimated},
         {"accuracy_metric", sens.metric},
         {"max_subnet",
          {{"predicted_latency_ms", max_ms}, {"predicted_accuracy", sens.base_accuracy}}},

@@ -36,7 +36,7 @@ supernet::Supernet latency_view(const supernet::Supernet& s);
 
 // `profile`: measures (host) or estimates (named devices) the LUT in DIR.
 void profile_device(const supernet::Supernet& s, const std::string& dir, const std::string& device,
-                    int threads);
+                    int threads, const std::string& method = "context");
 
 // The process's arguments, for starting workers (`--nproc`).
 void set_command_line(int argc, char** argv);

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <chrono>
 #include <cstring>
 #include <optional>
 
@@ -196,7 +197,11 @@ std::vector<at::Tensor> Executor::run(const std::vector<at::Tensor>& inputs) {
   std::optional<c10::InferenceMode> inference;
   if (!options_.training) inference.emplace();
   ops::Tensors in, out;
-  for (Step& s : steps_) {
+  if (step_ms_) step_ms_->assign(steps_.size(), 0.0);
+  for (size_t si = 0; si < steps_.size(); ++si) {
+    Step& s = steps_[si];
+    auto started =
+        step_ms_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     in.resize(s.in.size());
     for (size_t k = 0; k < s.in.size(); ++k) in[k] = s.in[k] >= 0 ? slots_[s.in[k]] : at::Tensor();
     out.assign(s.out.size(), at::Tensor());
@@ -214,6 +219,10 @@ std::vector<at::Tensor> Executor::run(const std::vector<at::Tensor>& inputs) {
     for (size_t k = 0; k < s.out.size(); ++k)
       if (s.out[k] >= 0) slots_[s.out[k]] = std::move(out[k]);
     for (int t : s.release) slots_[t].reset();
+    if (step_ms_)
+      (*step_ms_)[si] =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+              .count();
   }
   in.clear();
   std::vector<at::Tensor> result;

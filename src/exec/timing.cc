@@ -55,6 +55,30 @@ Timing time_runs(Executor& ex, const std::vector<at::Tensor>& inputs, int warmup
   return summarize(std::move(ms));
 }
 
+std::vector<std::vector<double>> time_steps(Executor& ex, const std::vector<at::Tensor>& inputs,
+                                            int warmup, int min_runs, double min_total_ms,
+                                            int max_runs, std::vector<double>* whole) {
+  c10::InferenceMode guard;
+  for (int i = 0; i < warmup; ++i) ex.run(inputs);
+  std::vector<std::vector<double>> per_step(ex.step_count());
+  std::vector<double> step_ms;
+  ex.set_step_timer(&step_ms);
+  double total = 0;
+  int runs = 0;
+  while (runs < min_runs || (total < min_total_ms && (max_runs <= 0 || runs < max_runs))) {
+    auto t0 = std::chrono::steady_clock::now();
+    ex.run(inputs);
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    for (size_t k = 0; k < step_ms.size(); ++k) per_step[k].push_back(step_ms[k]);
+    if (whole) whole->push_back(ms);
+    total += ms;
+    ++runs;
+  }
+  ex.set_step_timer(nullptr);
+  return per_step;
+}
+
 std::vector<at::Tensor> random_inputs(const ir::Graph& g, int64_t batch, uint64_t seed,
                                       bool channels_last) {
   at::manual_seed(seed);

@@ -131,7 +131,13 @@ std::vector<Device> devices() {
   host.name = "host";
   host.description = "this machine, measured with LibTorch";
   host.kind = "measured";
-  std::vector<Device> all{host};
+  Device ort;
+  ort.name = "host-ort";
+  ort.description =
+      "this machine, measured with ONNX Runtime (onnxruntime-node) through a bundle of "
+      "standalone step models, the on-device flow";
+  ort.kind = "ort";
+  std::vector<Device> all{host, ort};
   for (Device& d : named_devices()) all.push_back(std::move(d));
   return all;
 }

@@ -238,7 +238,9 @@ SpaceConfigs unique_configs(const supernet::Supernet& s) {
   std::set<std::string> seen;
   out.subnets_derived = visit_covering(
       s, coverage(s),
-      [&](const supernet::SubnetConfig&, std::shared_ptr<const ir::Graph> g, const Steps& st) {
+      [&](const supernet::SubnetConfig& c, std::shared_ptr<const ir::Graph> g, const Steps& st) {
+        out.covering.push_back(c);
+        out.covering_keys.push_back(st.keys);
         for (size_t k = 0; k < st.keys.size(); ++k)
           if (seen.insert(st.keys[k]).second)
             out.configs.push_back({st.keys[k], extract(*g, st.plan[k])});
@@ -402,6 +404,7 @@ LatencyTable LatencyTable::load(const std::string& path) {
   t.date = j.value("date", "");
   t.version = j.value("version", "");
   t.threads = j.value("threads", 1);
+  t.method = j.value("method", "isolated");
   t.batch = j.value("batch", int64_t{1});
   t.overhead_ms = j.value("overhead_ms", 0.0);
   t.scale = j.value("scale", 1.0);
@@ -434,6 +437,7 @@ void LatencyTable::save(const std::string& path) const {
                       {"device", device},
                       {"runtime", runtime},
                       {"threads", threads},
+                      {"method", method},
                       {"dtype", dtype},
                       {"batch", batch},
                       {"date", date},

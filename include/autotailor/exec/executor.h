@@ -59,6 +59,10 @@ class Executor {
   };
   std::vector<StepInfo> plan() const;
 
+  // While set, every run() writes each step's wall time in milliseconds into *ms (one entry
+  // per step, in plan() order): steps timed in context, inside a whole network. Null stops.
+  void set_step_timer(std::vector<double>* ms) { step_ms_ = ms; }
+
   const at::Tensor& constant(int tensor_id) const;
   void bind_constant(int tensor_id, at::Tensor value);
 
@@ -68,6 +72,7 @@ class Executor {
   ExecOptions options_;
   std::vector<Step> steps_;
   std::vector<at::Tensor> slots_;  // one per tensor id; constants stay bound
+  std::vector<double>* step_ms_ = nullptr;
 };
 
 // A tensor viewing a constant's bytes; keeps them alive.

@@ -22,6 +22,12 @@ Timing summarize(std::vector<double> ms);
 Timing time_runs(Executor& ex, const std::vector<at::Tensor>& inputs, int warmup, int min_runs,
                  double min_total_ms = 0, int max_runs = 0);
 
+// Like time_runs, with every step timed in context (Executor::set_step_timer): per step, the
+// timings of all timed runs, in plan() order. `whole` gets the runs' total times.
+std::vector<std::vector<double>> time_steps(Executor& ex, const std::vector<at::Tensor>& inputs,
+                                            int warmup, int min_runs, double min_total_ms,
+                                            int max_runs, std::vector<double>* whole = nullptr);
+
 // Seeded random inputs for a graph at its static shapes with the batch set to `batch`.
 // `channels_last`: 4-D float inputs laid out as the executor's convolutions leave activations
 // (NHWC), for timing one step as it runs inside a network.

@@ -14,7 +14,9 @@ namespace autotailor::latency {
 
 struct Device {
   std::string name, description;
-  std::string kind;  // "measured" (host) or "estimated"
+  // "measured" (host: LibTorch here), "ort" (host-ort: ONNX Runtime here, through bundles) or
+  // "estimated" (a descriptor; measured once results are imported)
+  std::string kind;
   // What the runtime uses: the big cluster's cores.
   std::string cpu;  // e.g. "4x Cortex-A78 @ 2.4 GHz + 4x Cortex-A55 @ 2.0 GHz"
   int cores = 1;    // cores used for inference

@@ -27,7 +27,11 @@ std::vector<std::string> step_keys(const ir::Graph& g);
 struct SpaceConfigs {
   std::vector<OpConfig> configs;  // unique, in discovery order
   int subnets_derived = 0;        // covering subnets derived to find them
-  double log10_subnets = 0;       // size of the space, for comparison
+  // The covering subnets and their step keys in plan order: every configuration occurs in at
+  // least one of them, so timing their steps in context covers the space.
+  std::vector<supernet::SubnetConfig> covering;
+  std::vector<std::vector<std::string>> covering_keys;
+  double log10_subnets = 0;  // size of the space, for comparison
 };
 
 // Every step configuration that occurs in the space, found without enumerating subnets: each
@@ -45,6 +49,10 @@ struct LatencyEntry {
 struct LatencyTable {
   std::string device = "host", runtime, dtype = "float32", date, version;
   int threads = 1;
+  // How entries were obtained: "context" (steps timed inside whole covering subnets),
+  // "isolated" (each step alone), "estimate" (analytic device model), "import" (a CSV of
+  // on-device measurements of the bundle's standalone steps).
+  std::string method = "context";
   int64_t batch = 1;
   std::map<std::string, LatencyEntry> entries;
   // Per-model calibration, measured: whole subnets run slower than the sum of their steps timed
