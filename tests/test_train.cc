@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include "autotailor/common/error.h"
@@ -74,21 +75,44 @@ TEST(BatchNorm, InsertedAfterSpatialConvsAndKeepsTheFunction) {
   EXPECT_TRUE(std::any_of(var.begin(), var.end(), [](double v) { return std::abs(v - 1) > 1e-3; }));
 }
 
-TEST(BatchNorm, NotAfterPooledOrClassifierConvs) {
-  // MobileNetV2 x0.5: every conv has a spatial output at 32x32 except those after the last
-  // stride (1x1 maps), which keep their folded form.
+TEST(BatchNorm, OverShrunkenMapsButNotOnPooledFeatures) {
+  // MobileNetV2 x0.5 at 32x32: the last stage's maps are 1x1, and its convs get a BatchNorm
+  // too (without one, training from random initialisation stalls).
   std::shared_ptr<const ir::Graph> g = import_onnx(reference("mobilenet_v2_fm"));
   ir::Graph copy = *g;
   std::vector<std::string> added = train::insert_batchnorm(copy);
-  int convs = 0, spatial = 0;
+  int convs = 0, one_position = 0;
   for (const ir::Node& n : g->nodes) {
     if (n.op_type != "Conv") continue;
     ++convs;
     const ir::Shape& s = g->tensor(n.outputs[0]).shape;
-    spatial += s[2] * s[3] > 1;
+    one_position += s[2] * s[3] == 1;
   }
-  EXPECT_EQ(static_cast<int>(added.size()), spatial);
-  EXPECT_LT(spatial, convs);
+  EXPECT_GT(one_position, 0);
+  EXPECT_EQ(static_cast<int>(added.size()), convs);
+
+  // MobileNetV3-small: the squeeze-excitation convs read pooled features and get none.
+  std::shared_ptr<const ir::Graph> v3 = import_onnx(test::fixture("mobilenet_v3_small.onnx"));
+  added = train::insert_batchnorm(*std::make_shared<ir::Graph>(*v3));
+  std::set<std::string> bn_after;
+  for (const auto& name : added) bn_after.insert(name.substr(0, name.rfind("/bn")));
+  int se = 0;
+  for (const ir::Node& n : v3->nodes) {
+    if (n.op_type != "Conv") continue;
+    int p = v3->tensor(n.inputs[0]).producer;
+    bool pooled = false;
+    for (int hops = 0; p >= 0 && hops < 3; ++hops) {
+      const std::string& op = v3->nodes[p].op_type;
+      if (op == "GlobalAveragePool" || op == "ReduceMean") {
+        pooled = true;
+        break;
+      }
+      p = v3->tensor(v3->nodes[p].inputs[0]).producer;
+    }
+    se += pooled;
+    EXPECT_EQ(bn_after.count(n.name), pooled ? 0u : 1u) << n.name;
+  }
+  EXPECT_GT(se, 10);
 }
 
 TEST(Training, SubnetGradientsLandInTheSharedSlices) {

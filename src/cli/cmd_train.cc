@@ -63,16 +63,20 @@ struct Common {
 
 // Convs that lost their BatchNorm at export get it back, initialised from statistics measured
 // on the calibration split so that the model computes what it computed before.
+// `fresh`: the new BatchNorms start as PyTorch's new layers do (scale 1, bias 0), which
+// changes the function; for training from random initialisation, where activations that
+// grew through an unnormalised network would otherwise saturate ReLU6 and stall training.
 std::shared_ptr<ir::Graph> with_batchnorm(const ir::Graph& g, const train::TrainData& d,
-                                          int workers) {
+                                          int workers, bool fresh = false) {
   auto copy = std::make_shared<ir::Graph>(g);
   std::vector<std::string> added = train::insert_batchnorm(*copy);
   if (added.empty()) return copy;
   std::shared_ptr<ir::Graph> measured =
       train::recalibrate(copy, d, d.calibration_images, true, workers);
-  train::make_identity(*measured, added);
-  spdlog::info("inserted {} BatchNormalization nodes after convs (statistics from {} images)",
-               added.size(), std::min(d.calibration_images, d.split.calibration.size()));
+  if (!fresh) train::make_identity(*measured, added);
+  spdlog::info("inserted {} BatchNormalization nodes after convs (statistics from {} images{})",
+               added.size(), std::min(d.calibration_images, d.split.calibration.size()),
+               fresh ? "; scale 1, bias 0" : "");
   return measured;
 }
 
@@ -154,7 +158,11 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--nproc", a->nproc, "Data-parallel processes on this machine")
       ->check(CLI::Range(1, 64));
   cmd->add_flag("--json", a->json, "Print the result as JSON");
-  cmd->callback([a, model] {
+  auto fresh = std::make_shared<bool>(false);
+  cmd->add_flag("--fresh-batchnorm", *fresh,
+                "Inserted BatchNorms start at scale 1, bias 0 (training from random "
+                "initialisation) instead of preserving the model's function");
+  cmd->callback([a, model, fresh] {
     a->apply_threads();
     DistributedLaunch launch = launch_processes(a->nproc);
     if (launch.parent_done) return;
@@ -163,7 +171,7 @@ void add_train_command(CLI::App& app) {
     fs::path out(a->output);
     if (out.has_parent_path()) ensure_writable_dir(out.parent_path().string());
     train::TrainData d = a->data.open(ms);
-    std::shared_ptr<const ir::Graph> graph = with_batchnorm(*g, d, a->data.workers);
+    std::shared_ptr<const ir::Graph> graph = with_batchnorm(*g, d, a->data.workers, *fresh);
     train::ParameterStore store(*graph);
     std::string ckpt = a->output + ".ckpt";
     train::TrainReport r =

@@ -9,6 +9,36 @@ namespace autotailor::train {
 
 namespace {
 
+// Whether a tensor holds pooled features: walking back through element-wise ops and convs on
+// one spatial position, a global pooling comes first (a squeeze-excitation branch, a
+// convolutional head on pooled features), rather than a convolution over a feature map.
+bool on_pooled_features(const ir::Graph& g, int t) {
+  static const char* kPass[] = {"Relu",    "Clip",      "Sigmoid",  "HardSigmoid", "HardSwish",
+                                "Tanh",    "Mul",       "Identity", "Flatten",     "Reshape",
+                                "Squeeze", "LeakyRelu", "PRelu",    "Elu"};
+  for (int depth = 0; depth < 16 && t >= 0; ++depth) {
+    int p = g.tensor(t).producer;
+    if (p < 0) return false;
+    const ir::Node& n = g.nodes[p];
+    if (!n.domain.empty()) return false;
+    const std::string& op = n.op_type;
+    if (op == "GlobalAveragePool" || op == "GlobalMaxPool" || op == "ReduceMean" ||
+        op == "ReduceMax" || op == "ReduceL2")
+      return true;
+    if (op == "AveragePool" || op == "MaxPool") {
+      const ir::Shape& y = g.tensor(n.outputs[0]).shape;
+      int64_t positions = 1;
+      for (size_t d = 2; d < y.size(); ++d) positions *= y[d];
+      return positions == 1;
+    }
+    bool pass = op == "Conv" || std::any_of(std::begin(kPass), std::end(kPass),
+                                            [&](const char* k) { return op == k; });
+    if (!pass || n.inputs.empty()) return false;
+    t = n.inputs[0];
+  }
+  return false;
+}
+
 bool wants_batchnorm(const ir::Graph& g, const ir::Node& n) {
   if (!n.domain.empty() || n.op_type != "Conv" || !n.has_input(1) || n.outputs.size() != 1)
     return false;
@@ -17,7 +47,9 @@ bool wants_batchnorm(const ir::Graph& g, const ir::Node& n) {
   if (!w.is_const() || w.dtype != ir::DType::Float32 || y.shape.size() < 3) return false;
   int64_t positions = 1;
   for (size_t d = 2; d < y.shape.size(); ++d) positions *= y.shape[d];
-  if (positions <= 1) return false;
+  // One spatial position: a BatchNorm is wanted over a shrunken feature map (the last stage
+  // of a small-input network) but not over pooled features.
+  if (positions <= 1 && on_pooled_features(g, n.inputs[0])) return false;
   if (std::find(g.outputs.begin(), g.outputs.end(), n.outputs[0]) != g.outputs.end()) return false;
   return std::none_of(y.consumers.begin(), y.consumers.end(), [&](int c) {
     return g.nodes[c].op_type == "BatchNormalization" && g.nodes[c].domain.empty();

@@ -11,9 +11,9 @@
 namespace autotailor::train {
 
 // Inserts a BatchNormalization after every Conv that lost its own (rule in docs/finetune.md):
-// float constant weights, a spatial output of more than one position (not the 1x1 convs of a
-// squeeze-excitation or a pooled head), not a graph output, no BatchNormalization among its
-// consumers. The Conv writes a new tensor; the BatchNorm writes the Conv's old output, so its
+// float constant weights, not on pooled features (the 1x1 convs of a squeeze-excitation or a
+// head after global pooling, whose output has one spatial position), not a graph output, no
+// BatchNormalization among its consumers. The Conv writes a new tensor; the BatchNorm writes the Conv's old output, so its
 // consumers and the graph's outputs keep their names. Placeholders: mean 0, variance 1, scale
 // 1, bias 0; make_identity() sets them from measured statistics. Returns the new nodes' names.
 std::vector<std::string> insert_batchnorm(ir::Graph& g);
