@@ -412,6 +412,7 @@ void add_predict(CLI::App& app) {
                           {"threads", lut.threads},
                           {"estimated", estimated},
                           {"overhead_ms", lut.overhead_ms},
+                          {"subnet", nlohmann::json::parse(supernet::subnet_to_json(cfg))},
                           {"steps", steps}};
       if (!metric.empty()) j["accuracy_metric"] = metric;
       std::cout << j.dump(2) << "\n";
