@@ -119,7 +119,20 @@ def finetune(args, tmp):
         secs = time.time() - start
         after = {s: evaluate(args, sn, s) for s in ["max", "mid", "min"]}
         original = evaluate(args, model, None)
-        rows.append((name, original, before, after, secs))
+        pred = None
+        if args.accuracy_samples > 0:
+            start = time.time()
+            subprocess.run([args.autotailor, "sensitivity", sn, "--data", "fashion-mnist", "-q"],
+                           check=True)
+            probe_secs = time.time() - start
+            sens = json.load(open(os.path.join(sn, "sensitivity.json")))
+            v = run_json([args.autotailor, "validate-accuracy", sn, "--data", "fashion-mnist",
+                          "--samples", str(args.accuracy_samples), "--json", "-q"])
+            pred = {"tau": v["kendall_tau"], "rho": v["spearman_rho"], "rmse": v["rmse"],
+                    "samples": v["samples"], "probes": sens["probes"],
+                    "probe_images": sens["probe_images"], "probe_secs": probe_secs,
+                    "rows": v["subnets"]}
+        rows.append((name, original, before, after, secs, pred))
     return rows
 
 
@@ -131,6 +144,7 @@ def main():
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--finetune-epochs", type=int, default=1)
+    p.add_argument("--accuracy-samples", type=int, default=20)
     p.add_argument("--models-dir", default=os.path.join(REPO, "models"))
     p.add_argument("--skip-throughput", action="store_true")
     p.add_argument("--skip-finetune", action="store_true")
@@ -162,11 +176,34 @@ def main():
                   "images, BatchNorm recalibrated per subnet on 2000 held-out training images.", "",
                   "| model | original | subnet | before | after | fine-tuning time |",
                   "|---|---|---|---|---|---|"]
-        for name, original, before, after, secs in ft:
+        for name, original, before, after, secs, _ in ft:
             for s in ["max", "mid", "min"]:
                 lines.append(f"| {name} | {100 * original:.2f}% | {s} | {100 * before[s]:.2f}% | "
                              f"{100 * after[s]:.2f}% | {secs / 60:.1f} min |")
         lines.append("")
+    preds = [(r[0], r[5]) for r in ft if r[5]]
+    if preds:
+        lines += ["## Accuracy predictor", "",
+                  "After fine-tuning: `sensitivity` (one probe per modification on held-out "
+                  "training images), then `validate-accuracy --samples N`: N random subnets "
+                  "(`random:1..N`) evaluated for real on the test split (BatchNorm recalibrated) "
+                  "against the additive prediction. Target: Kendall tau >= 0.8.", "",
+                  "| model | probes | probe images | probing time | samples | Kendall tau | "
+                  "Spearman rho | RMSE (points) | target |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for name, p in preds:
+            lines.append(f"| {name} | {p['probes']} | {p['probe_images']} | "
+                         f"{p['probe_secs']:.0f} s | {p['samples']} | {p['tau']:.3f} | "
+                         f"{p['rho']:.3f} | {100 * p['rmse']:.2f} | "
+                         f"{'met' if p['tau'] >= 0.8 else 'missed'} |")
+        lines.append("")
+        for name, p in preds:
+            lines += [f"<details><summary>{name}: predicted and measured top-1 per subnet"
+                      "</summary>", "", "| subnet | predicted | measured |", "|---|---|---|"]
+            for r in p["rows"]:
+                lines.append(f"| {r['subnet']} | {100 * r['predicted']:.2f}% | "
+                             f"{100 * r['measured']:.2f}% |")
+            lines += ["", "</details>", ""]
     with open(args.out + ".tmp", "w") as f:
         f.write("\n".join(lines))
     os.replace(args.out + ".tmp", args.out)
