@@ -452,20 +452,23 @@ void add_validate_latency(CLI::App& app) {
                           .string();
     nlohmann::json rows = nlohmann::json::array();
     double se = 0, ape = 0;
-    int within5 = 0, within10 = 0;
+    int within5 = 0, within10 = 0, repeat10 = 0;
     Progress progress("measuring", a->samples);
     for (int i = 1; i <= a->samples; ++i) {
       supernet::SubnetConfig cfg = supernet::random_subnet(s.space(), static_cast<uint64_t>(i));
       double predicted = latency::predict(s, lut, cfg).latency_ms;
       export_subnet(s, cfg, tmp);  // measured as users get it: the exported file
-      double measured = 0;
-      if (dev.kind == "ort") {
-        measured = ort_median_ms(tmp, lut.threads, 30);
-      } else {
+      // Measured twice, a second apart in work: how well a measurement repeats is the floor
+      // under any predictor's error on this machine.
+      auto measure = [&] {
+        if (dev.kind == "ort") return ort_median_ms(tmp, lut.threads, 30);
         std::shared_ptr<const ir::Graph> g = import_onnx(tmp);
         exec::Executor ex(g);
-        measured = exec::time_runs(ex, exec::random_inputs(*g, 1), 3, 10, 200.0, 100).median_ms;
-      }
+        return exec::time_runs(ex, exec::random_inputs(*g, 1), 3, 10, 200.0, 100).median_ms;
+      };
+      double measured = measure();
+      double again = measure();
+      repeat10 += std::fabs(again - measured) / measured <= 0.10;
       double err = (predicted - measured) / measured;
       se += (predicted - measured) * (predicted - measured);
       ape += std::fabs(err);
@@ -474,15 +477,21 @@ void add_validate_latency(CLI::App& app) {
       rows.push_back({{"subnet", "random:" + std::to_string(i)},
                       {"predicted_ms", predicted},
                       {"measured_ms", measured},
+                      {"remeasured_ms", again},
                       {"error", err}});
       progress.step(static_cast<size_t>(i));
     }
     std::filesystem::remove(tmp);
     const double n = a->samples;
-    nlohmann::json j = {
-        {"device", a->device},          {"threads", lut.threads}, {"samples", a->samples},
-        {"rmse_ms", std::sqrt(se / n)}, {"mape", ape / n},        {"within_5pct", within5 / n},
-        {"within_10pct", within10 / n}, {"subnets", rows}};
+    nlohmann::json j = {{"device", a->device},
+                        {"threads", lut.threads},
+                        {"samples", a->samples},
+                        {"rmse_ms", std::sqrt(se / n)},
+                        {"mape", ape / n},
+                        {"within_5pct", within5 / n},
+                        {"within_10pct", within10 / n},
+                        {"repeat_within_10pct", repeat10 / n},
+                        {"subnets", rows}};
     if (a->json) {
       std::cout << j.dump(2) << "\n";
       return;
@@ -493,9 +502,10 @@ void add_validate_latency(CLI::App& app) {
                                r["measured_ms"].get<double>(), 100 * r["error"].get<double>());
     std::cout << fmt::format(
         "{} samples on {} ({} thread(s)): RMSE {:.3f} ms, mean abs error {:.1f}%, within 5%: "
-        "{:.0f}%, within 10%: {:.0f}%\n",
+        "{:.0f}%, within 10%: {:.0f}%; a second measurement of the same subnet was within 10% "
+        "of the first for {:.0f}%\n",
         a->samples, a->device, lut.threads, std::sqrt(se / n), 100 * ape / n, 100 * within5 / n,
-        100 * within10 / n);
+        100 * within10 / n, 100 * repeat10 / n);
   });
 }
 

@@ -203,7 +203,11 @@ int visit_covering(const supernet::Supernet& s, const Coverage& cv,
         }
       }
       if (!any) break;
-      supernet::SubnetConfig cfg = supernet::max_subnet(sp);
+      // Dimensions no step asked for take seeded random choices, so that the covering
+      // subnets (the contexts steps are timed in) look like the subnets a search visits
+      // rather than like the max subnet.
+      supernet::SubnetConfig cfg = supernet::random_subnet(sp, 0x636f766572ull + derived);
+      cfg.depths = supernet::max_subnet(sp).depths;
       for (size_t d = 0; d < dims.size(); ++d) {
         if (assign[d] < 0) continue;
         int64_t v = dims[d].choices[assign[d]];
