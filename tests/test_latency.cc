@@ -57,14 +57,18 @@ TEST(LatencyTable, RoundTripAndMissingEntries) {
   EXPECT_THROW(latency::predict(s, back, supernet::min_subnet(s.space())), Error);
 }
 
+// A small space of mobilenet_v3_small (two widths per group, nothing else elastic), so that
+// profiling takes seconds. Returns `supernet`'s exit status.
+int small_supernet(const std::string& sn) {
+  return test::run_cli("supernet " + test::fixture("mobilenet_v3_small.onnx") + " -o " + sn +
+                       " --no-resolution --no-kernel --no-depth --width-ratios 0.5,1")
+      .status;
+}
+
 TEST(LatencyCli, ProfileResumesPredictAndValidate) {
   std::string dir = test::temp_dir("latency_cli");
   std::string sn = dir + "/sn";
-  // A small space, so that profiling takes seconds.
-  ASSERT_EQ(test::run_cli("supernet " + test::fixture("mobilenet_v3_small.onnx") + " -o " + sn +
-                          " --no-resolution --no-kernel --no-depth --width-ratios 0.5,1")
-                .status,
-            0);
+  ASSERT_EQ(small_supernet(sn), 0);
   auto first = test::run_cli("profile " + sn + " --device host --threads 1");
   ASSERT_EQ(first.status, 0) << first.err;
   auto again = test::run_cli("profile " + sn + " --device host --threads 1");
@@ -94,10 +98,7 @@ TEST(LatencyCli, ProfileResumesPredictAndValidate) {
 TEST(LatencyCli, BundleShardsImportAndCompareWithDirectProfiling) {
   std::string dir = test::temp_dir("latency_bundle");
   std::string sn = dir + "/sn";
-  ASSERT_EQ(test::run_cli("supernet " + test::fixture("mobilenet_v3_small.onnx") + " -o " + sn +
-                          " --no-resolution --no-kernel --no-depth --width-ratios 0.5,1")
-                .status,
-            0);
+  ASSERT_EQ(small_supernet(sn), 0);
   auto direct = test::run_cli("profile " + sn + " --device host --method isolated");
   ASSERT_EQ(direct.status, 0) << direct.err;
   auto host = nlohmann::json::parse(test::slurp(sn + "/lut_host.json"));
@@ -181,10 +182,7 @@ TEST(LatencyCli, HostOrtProfilesThroughOnnxRuntime) {
   if (std::system("command -v node >/dev/null 2>&1") != 0) GTEST_SKIP() << "no node";
   std::string dir = test::temp_dir("latency_ort");
   std::string sn = dir + "/sn";
-  ASSERT_EQ(test::run_cli("supernet " + test::fixture("mobilenet_v3_small.onnx") + " -o " + sn +
-                          " --no-resolution --no-kernel --no-depth --width-ratios 0.5,1")
-                .status,
-            0);
+  ASSERT_EQ(small_supernet(sn), 0);
   auto p = test::run_cli("profile " + sn + " --device host-ort");
   ASSERT_EQ(p.status, 0) << p.err;
   auto lut = nlohmann::json::parse(test::slurp(sn + "/lut_host-ort.json"));

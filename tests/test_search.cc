@@ -15,13 +15,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::run_cli;
 
-std::string reference(const std::string& name) {
-  std::string p = AUTOTAILOR_FIXTURES;
-  p += "/reference/";
-  p += name;
-  p += ".onnx";
-  return p;
-}
+using test::reference;
 
 // An estimated LUT needs no measurement: the predictors' arithmetic can be checked quickly.
 latency::LatencyTable estimated_lut(const supernet::Supernet& s) {

@@ -22,13 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::run_cli;
 
-std::string reference(const std::string& name) {
-  std::string p = AUTOTAILOR_FIXTURES;
-  p += "/reference/";
-  p += name;
-  p += ".onnx";
-  return p;
-}
+using test::reference;
 
 train::TrainData fashion(const ir::Graph& g, size_t holdout = 1000) {
   train::ModelShape m = train::model_shape(g);

@@ -25,6 +25,15 @@ inline std::string fixture(const std::string& name) {
   return path;
 }
 
+// tools/reference_models.py's random-init exports (32x32x3, 10 classes).
+inline std::string reference(const std::string& name) {
+  std::string path = AUTOTAILOR_FIXTURES;
+  path += "/reference/";
+  path += name;
+  path += ".onnx";
+  return path;
+}
+
 inline std::string temp_dir(const std::string& stem) {
   auto dir = std::filesystem::temp_directory_path() /
              (stem + "." + std::to_string(::getpid()) + "." +

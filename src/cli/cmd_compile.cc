@@ -13,6 +13,7 @@
 
 #include "autotailor/common/error.h"
 #include "autotailor/common/files.h"
+#include "autotailor/common/hash.h"
 #include "autotailor/exec/executor.h"
 #include "autotailor/exec/timing.h"
 #include "autotailor/export/export.h"
@@ -33,14 +34,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// FNV-1a 64: stable across machines and standard libraries.
 std::string fnv(const std::string& text) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return fmt::format("{:016x}", h);
+  return fnv1a64_hex(text);
 }
 
 struct CompileArgs {

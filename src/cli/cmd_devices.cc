@@ -29,26 +29,15 @@ void add_devices(CLI::App& app) {
     std::string cpu = host_cpu_model();
     nlohmann::json list = nlohmann::json::array();
     for (const latency::Device& d : latency::devices()) {
-      if (d.kind == "ort") {
+      if (d.kind == "measured" || d.kind == "ort") {
         list.push_back({{"name", d.name},
                         {"kind", d.kind},
                         {"description", d.description},
                         {"cpu", cpu},
                         {"cores", cores}});
         if (!*json)
-          std::cout << fmt::format("{:<16} measured   {}, {} cores (ONNX Runtime, via bundles)\n",
-                                   d.name, cpu, cores);
-        continue;
-      }
-      if (d.kind == "measured") {
-        list.push_back({{"name", d.name},
-                        {"kind", d.kind},
-                        {"description", d.description},
-                        {"cpu", cpu},
-                        {"cores", cores}});
-        if (!*json)
-          std::cout << fmt::format("{:<16} measured   {}, {} cores (LibTorch)\n", d.name, cpu,
-                                   cores);
+          std::cout << fmt::format("{:<16} measured   {}, {} cores ({})\n", d.name, cpu, cores,
+                                   d.kind == "ort" ? "ONNX Runtime, via bundles" : "LibTorch");
         continue;
       }
       list.push_back({{"name", d.name},

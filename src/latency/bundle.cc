@@ -10,6 +10,7 @@
 
 #include "autotailor/common/error.h"
 #include "autotailor/common/files.h"
+#include "autotailor/common/hash.h"
 #include "autotailor/export/export.h"
 
 namespace autotailor::latency {
@@ -17,12 +18,7 @@ namespace autotailor::latency {
 namespace fs = std::filesystem;
 
 std::string config_id(const std::string& key) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : key) {
-    h ^= c;
-    h *= 0x100000001b3ull;
-  }
-  return fmt::format("{:016x}", h);
+  return fnv1a64_hex(key);
 }
 
 std::pair<int, int> parse_shard(const std::string& text) {
