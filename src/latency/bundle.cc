@@ -49,13 +49,14 @@ std::shared_ptr<ir::Graph> call_overhead_graph(const ir::Graph& like) {
   g->source = "bundle reference model";
   g->ir_version = like.ir_version;
   g->opsets = like.opsets;
-  ir::Tensor x;
-  x.name = "x";
-  x.dtype = ir::DType::Float32;
-  x.shape = {1, 8};
-  ir::Tensor y = x;
-  y.name = "y";
-  int xi = g->add_tensor(x), yi = g->add_tensor(y);
+  auto tensor = [](std::string name) {
+    ir::Tensor t;
+    t.name = std::move(name);
+    t.dtype = ir::DType::Float32;
+    t.shape = {1, 8};
+    return t;
+  };
+  int xi = g->add_tensor(tensor("x")), yi = g->add_tensor(tensor("y"));
   ir::Node n;
   n.name = "relu";
   n.op_type = "Relu";
