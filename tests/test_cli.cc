@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 
 #include "autotailor/exec/executor.h"
@@ -287,6 +288,22 @@ TEST_F(BadInput, OpsetAndIrVersionNewerThanLibonnx) {
   c.proto().set_ir_version(99);
   c.save(path("ir99.onnx"));
   EXPECT_TRUE(fails_cleanly(run_cli("inspect " + path("ir99.onnx")), "ir99.onnx"));
+}
+
+TEST_F(BadInput, NonFiniteWeights) {
+  for (float bad :
+       {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    test::ModelBuilder b;
+    b.input("x", {1, 2, 4, 4}).output("y");
+    std::vector<float> w(2 * 2 * 1 * 1, 0.5f);
+    w[3] = bad;
+    b.weight("conv.weight", {2, 2, 1, 1}, w);
+    b.node("Conv", {"x", "conv.weight"}, {"y"});
+    b.save(path("nonfinite.onnx"));
+    auto r = run_cli("supernet " + path("nonfinite.onnx") + " -o " + path("sn"));
+    EXPECT_TRUE(fails_cleanly(r, "initializer 'conv.weight' holds a non-finite value")) << r.err;
+    EXPECT_FALSE(fs::exists(path("sn/supernet.onnx")));
+  }
 }
 
 TEST_F(BadInput, ExternalDataFileMissing) {

@@ -1,5 +1,13 @@
 // The compiled predictors, the evolutionary search and `compile` end to end.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
 
 #include "autotailor/common/error.h"
 #include "autotailor/import/onnx_import.h"
@@ -60,7 +68,7 @@ TEST(LatencyModel, EqualsTheDerivedGraphPrediction) {
   }
 }
 
-TEST(Sensitivity, AdditivePredictionReproducesItsProbes) {
+TEST(Sensitivity, PredictionReproducesItsProbesComposesAndMasksSkippedBlocks) {
   supernet::Supernet s(import_onnx(reference("resnet_fm")), {});
   auto pos = supernet::positions(s.space());
   // A made-up accuracy function of the config: each probe's value is what it returns.
@@ -74,7 +82,8 @@ TEST(Sensitivity, AdditivePredictionReproducesItsProbes) {
   size_t expect = 0;
   for (const auto& p : pos) expect += p.choices.size() - 1;
   EXPECT_EQ(t.entries.size(), expect);
-  search::AccuracyModel m(t, pos);
+  using Comp = search::AccuracyOptions::Composition;
+  search::AccuracyModel m(t, pos, &s.space(), {Comp::Additive, false});
   EXPECT_DOUBLE_EQ(m.predict(supernet::encode(pos, supernet::max_subnet(s.space()))), 0.9);
   // The made-up function is additive over widths and resolution: the prediction is exact.
   for (uint64_t seed = 1; seed <= 10; ++seed) {
@@ -82,11 +91,46 @@ TEST(Sensitivity, AdditivePredictionReproducesItsProbes) {
     c.depths.clear();
     EXPECT_NEAR(m.predict(supernet::encode(pos, c)), acc(c), 1e-12);
   }
+  // A multiplicative made-up function: the multiplicative composition is exact on it.
+  auto mult = [&](const supernet::SubnetConfig& c) {
+    double a = 0.9;
+    for (auto& [g, w] : c.widths) a *= 1 - 0.01 * static_cast<double>(s.space().group(g)->size - w);
+    return a;
+  };
+  search::SensitivityTable tm = search::measure_sensitivity(s.space(), mult);
+  search::AccuracyModel mm(tm, pos, &s.space(), {Comp::Multiplicative, false});
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    supernet::SubnetConfig c = supernet::random_subnet(s.space(), seed);
+    c.depths.clear();
+    c.resolution = 0;
+    EXPECT_NEAR(mm.predict(supernet::encode(pos, c)), mult(c), 1e-12);
+  }
+  // Masking: shrinking a group that lives inside a block costs nothing once the stage's depth
+  // skips that block.
+  const supernet::Stage& st = s.space().stages[0];
+  ASSERT_GE(st.blocks.size(), 2u);
+  const auto& body = s.space().blocks[static_cast<size_t>(st.blocks[1])].nodes;
+  const supernet::WidthGroup* inner = nullptr;
+  for (const auto& g : s.space().groups)
+    if (g.elastic() && std::all_of(g.members.begin(), g.members.end(), [&](const std::string& n) {
+          return std::find(body.begin(), body.end(), n) != body.end();
+        }))
+      inner = &g;
+  ASSERT_NE(inner, nullptr) << "resnet_fm's block-internal groups";
+  supernet::SubnetConfig skip = supernet::max_subnet(s.space());
+  skip.depths[st.name] = 1;
+  supernet::SubnetConfig both = skip;
+  both.widths[inner->name] = inner->choices.front();
+  search::AccuracyModel masked(t, pos, &s.space(), {Comp::Additive, true});
+  EXPECT_DOUBLE_EQ(masked.predict(supernet::encode(pos, both)),
+                   masked.predict(supernet::encode(pos, skip)));
+  EXPECT_LT(m.predict(supernet::encode(pos, both)), m.predict(supernet::encode(pos, skip)));
   std::string dir = test::temp_dir("sens");
   t.save(dir + "/s.json");
   search::SensitivityTable back = search::SensitivityTable::load(dir + "/s.json");
   EXPECT_EQ(back.entries.size(), t.entries.size());
-  EXPECT_DOUBLE_EQ(search::AccuracyModel(back, pos).predict(supernet::SubnetCode(pos.size(), 0)),
+  EXPECT_DOUBLE_EQ(search::AccuracyModel(back, pos, &s.space(), {Comp::Additive, false})
+                       .predict(supernet::SubnetCode(pos.size(), 0)),
                    m.predict(supernet::SubnetCode(pos.size(), 0)));
   fs::remove_all(dir);
 }
@@ -204,6 +248,48 @@ TEST(Compile, NamedDeviceWithoutDataIsLabelledEstimatedAndProxy) {
   auto bad = run_cli("compile " + reference("resnet_fm") + " --device nosuch -o " + dir + "/x");
   EXPECT_EQ(bad.status, 1);
   EXPECT_NE(bad.err.find("nosuch"), std::string::npos) << bad.err;
+  fs::remove_all(dir);
+}
+
+// kill -9 at several points of `compile` (fine-tuning included), then the same command again:
+// the variants and the manifest equal an uninterrupted run's.
+TEST(Compile, KillNineAtRandomPointsThenRerunMatchesUninterrupted) {
+  std::string dir = test::temp_dir("compile_kill9");
+  std::string args = "compile " + reference("resnet_fm") +
+                     " --device exynos1380 --data fashion-mnist --holdout 600 "
+                     "--calibration-images 128 --epochs 1 --max-steps 12 --batch 16 "
+                     "--checkpoint-every 2 --probe-images 100 --generations 20 "
+                     "--width-ratios 0.5,1 --threads 2 -q -o ";
+  auto a = run_cli(args + dir + "/a");
+  ASSERT_EQ(a.status, 0) << a.err;
+  std::string cmd = std::string(AUTOTAILOR_BINARY) + " " + args + dir + "/b";
+  std::mt19937 rng(11);
+  int killed = 0;
+  for (int trial = 0; trial < 4; ++trial) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::execl("/bin/sh", "sh", "-c", ("exec " + cmd + " 2>/dev/null >/dev/null").c_str(),
+              static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    auto delay = std::chrono::milliseconds(300 + rng() % 2500);
+    std::this_thread::sleep_for(delay);
+    killed += ::kill(pid, SIGKILL) == 0;
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+  }
+  EXPECT_GT(killed, 0);
+  auto b = run_cli(args + dir + "/b");
+  ASSERT_EQ(b.status, 0) << b.err;
+  nlohmann::json ma = nlohmann::json::parse(test::slurp(dir + "/a/manifest.json"));
+  nlohmann::json mb = nlohmann::json::parse(test::slurp(dir + "/b/manifest.json"));
+  ASSERT_EQ(ma["variants"].size(), mb["variants"].size());
+  for (size_t i = 0; i < ma["variants"].size(); ++i) {
+    EXPECT_EQ(ma["variants"][i], mb["variants"][i]) << i;
+    std::string f = ma["variants"][i]["file"].get<std::string>();
+    EXPECT_TRUE(test::slurp(dir + "/a/" + f) == test::slurp(dir + "/b/" + f)) << f;
+  }
+  EXPECT_TRUE(test::slurp(dir + "/a/sensitivity.json").size() > 0);
   fs::remove_all(dir);
 }
 

@@ -400,7 +400,7 @@ void add_predict(CLI::App& app) {
     if (std::filesystem::exists(sensitivity_path(a->dir))) {
       search::SensitivityTable t = search::SensitivityTable::load(sensitivity_path(a->dir));
       std::vector<supernet::Position> pos = supernet::positions(s.space());
-      accuracy = search::AccuracyModel(t, pos).predict(supernet::encode(pos, cfg));
+      accuracy = search::AccuracyModel(t, pos, &s.space()).predict(supernet::encode(pos, cfg));
       metric = t.metric;
     }
     if (a->json) {

@@ -158,7 +158,7 @@ nlohmann::json run_search(const supernet::Supernet& tuned, const std::string& di
   search::SensitivityTable t = search::SensitivityTable::load(sp);
   std::vector<supernet::Position> pos = supernet::positions(s.space());
   latency::LatencyModel lm(s, lut);
-  search::AccuracyModel am(t, pos);
+  search::AccuracyModel am(t, pos, &s.space());
   bool estimated = std::any_of(lut.entries.begin(), lut.entries.end(),
                                [](const auto& e) { return e.second.estimated; });
   search::SearchReport r = search::evolve(
@@ -290,7 +290,18 @@ void add_search(CLI::App& app) {
         fail("{}: measured without data ({}); run `autotailor sensitivity {} --data ...`", sp,
              t.metric, a->dir);
       std::vector<supernet::Position> pos = supernet::positions(s.space());
-      search::AccuracyModel am(t, pos);
+      search::AccuracyModel am(t, pos, &s.space());
+      // The alternatives, scored on the same subnets: what each refinement of pure
+      // additivity buys (docs/search.md).
+      using Comp = search::AccuracyOptions::Composition;
+      std::vector<std::pair<std::string, search::AccuracyModel>> variants = {
+          {"additive", search::AccuracyModel(t, pos, &s.space(), {Comp::Additive, false})},
+          {"additive_masked", search::AccuracyModel(t, pos, &s.space(), {Comp::Additive, true})},
+          {"multiplicative",
+           search::AccuracyModel(t, pos, &s.space(), {Comp::Multiplicative, false})},
+          {"multiplicative_masked",
+           search::AccuracyModel(t, pos, &s.space(), {Comp::Multiplicative, true})}};
+      std::vector<std::vector<double>> vpred(variants.size());
       recorded_data_options(a->dir, a->data);
       train::TrainData d = a->data.open(train::model_shape(s.graph()));
       std::vector<double> pred, meas;
@@ -304,8 +315,13 @@ void add_search(CLI::App& app) {
                 .top1;
         pred.push_back(p);
         meas.push_back(m);
-        rows.push_back(
-            {{"subnet", fmt::format("random:{}", i)}, {"predicted", p}, {"measured", m}});
+        nlohmann::json row = {
+            {"subnet", fmt::format("random:{}", i)}, {"predicted", p}, {"measured", m}};
+        for (size_t k = 0; k < variants.size(); ++k) {
+          vpred[k].push_back(variants[k].second.predict(supernet::encode(pos, c)));
+          row["predicted_" + variants[k].first] = vpred[k].back();
+        }
+        rows.push_back(row);
         progress.step(static_cast<size_t>(i));
       }
       double se = 0;
@@ -317,6 +333,16 @@ void add_search(CLI::App& app) {
                           {"evaluation_images", d.source.test->size()},
                           {"probe_images", t.probe_images},
                           {"subnets", rows}};
+      nlohmann::json alt = nlohmann::json::object();
+      for (size_t k = 0; k < variants.size(); ++k) {
+        double e = 0;
+        for (size_t i = 0; i < meas.size(); ++i)
+          e += (vpred[k][i] - meas[i]) * (vpred[k][i] - meas[i]);
+        alt[variants[k].first] = {{"kendall_tau", kendall(vpred[k], meas)},
+                                  {"spearman_rho", pearson(ranks(vpred[k]), ranks(meas))},
+                                  {"rmse", std::sqrt(e / static_cast<double>(meas.size()))}};
+      }
+      j["predictors"] = alt;
       if (a->json) {
         std::cout << j.dump(2) << "\n";
         return;
@@ -330,6 +356,10 @@ void add_search(CLI::App& app) {
           "{} test images; predictor probed on {} held-out images)\n",
           a->samples, j["kendall_tau"].get<double>(), j["spearman_rho"].get<double>(),
           100 * j["rmse"].get<double>(), d.source.test->size(), t.probe_images);
+      for (const auto& [name, v] : alt.items())
+        std::cout << fmt::format("  {:<22} Kendall tau {:.3f}, Spearman rho {:.3f}, RMSE {:.2f}\n",
+                                 name, v["kendall_tau"].get<double>(),
+                                 v["spearman_rho"].get<double>(), 100 * v["rmse"].get<double>());
     });
   }
 }

@@ -1,5 +1,6 @@
 #include "autotailor/import/onnx_import.h"
 
+#include <cmath>
 #include <google/protobuf/stubs/logging.h>
 #include <onnx/checker.h>
 #include <onnx/defs/schema.h>
@@ -169,6 +170,15 @@ std::shared_ptr<ir::Graph> build_graph(const onnx::ModelProto& m, const std::str
     ir::Tensor t;
     t.name = init.name();
     t.value = proto::to_const(init, "'" + source + "' initializer '" + init.name() + "'");
+    if (t.value->dtype == ir::DType::Float32) {
+      // A weight that is NaN or infinite poisons every output, every statistic and every
+      // importance ranking after it: refuse it here, by name.
+      const float* v = t.value->data<float>();
+      for (int64_t i = 0, n = t.value->numel(); i < n; ++i)
+        if (!std::isfinite(v[i]))
+          fail("'{}': initializer '{}' holds a non-finite value ({} at index {})", source,
+               init.name(), v[i], i);
+    }
     t.dtype = t.value->dtype;
     t.shape = t.value->shape;
     g->add_tensor(std::move(t));

@@ -1,5 +1,7 @@
 #include <chrono>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "../common/json_document.h"
 #include "autotailor/common/error.h"
@@ -83,11 +85,14 @@ void SensitivityTable::save(const std::string& path) const {
   write_file_atomic(path, j.dump(1) + "\n");
 }
 
-AccuracyModel::AccuracyModel(const SensitivityTable& t, const std::vector<supernet::Position>& pos)
-    : base_(t.base_accuracy) {
+AccuracyModel::AccuracyModel(const SensitivityTable& t, const std::vector<supernet::Position>& pos,
+                             const supernet::SearchSpace* space, AccuracyOptions options)
+    : base_(t.base_accuracy), options_(options) {
   delta_.resize(pos.size());
+  ratio_.resize(pos.size());
   for (size_t i = 0; i < pos.size(); ++i) {
     delta_[i].assign(pos[i].choices.size(), 0.0);
+    ratio_[i].assign(pos[i].choices.size(), 1.0);
     for (size_t c = 0; c + 1 < pos[i].choices.size(); ++c) {
       auto it = std::find_if(t.entries.begin(), t.entries.end(), [&](const auto& e) {
         return e.kind == pos[i].kind && e.name == pos[i].name && e.value == pos[i].choices[c];
@@ -96,14 +101,67 @@ AccuracyModel::AccuracyModel(const SensitivityTable& t, const std::vector<supern
         fail("the sensitivity table has no entry for {} '{}' = {}: measure it again",
              supernet::kind_name(pos[i].kind), pos[i].name, pos[i].choices[c]);
       delta_[i][c] = it->delta;
+      ratio_[i][c] = base_ > 0 ? std::max(it->accuracy, 1e-6) / base_ : 1.0;
+    }
+  }
+  depth_position_.assign(pos.size(), -1);
+  block_rank_.assign(pos.size(), 0);
+  depth_choices_.resize(pos.size());
+  if (!space || !options_.mask_skipped_blocks) return;
+  // Which skippable block (stage depth position, rank) each node lives in.
+  std::map<std::string, std::pair<int, int64_t>> where;
+  for (size_t i = 0; i < pos.size(); ++i) {
+    if (pos[i].kind != supernet::Position::Kind::Depth) continue;
+    depth_choices_[i] = pos[i].choices;
+    for (const supernet::Stage& st : space->stages) {
+      if (st.name != pos[i].name) continue;
+      for (size_t r = 0; r < st.blocks.size(); ++r)
+        for (const std::string& n : space->blocks[static_cast<size_t>(st.blocks[r])].nodes)
+          where[n] = {static_cast<int>(i), static_cast<int64_t>(r)};
+    }
+  }
+  auto inside =
+      [&](const std::vector<std::string>& nodes) -> std::optional<std::pair<int, int64_t>> {
+    std::optional<std::pair<int, int64_t>> at;
+    for (const std::string& n : nodes) {
+      auto w = where.find(n);
+      if (w == where.end() || (at && *at != w->second)) return std::nullopt;
+      at = w->second;
+    }
+    return at;
+  };
+  for (size_t i = 0; i < pos.size(); ++i) {
+    std::optional<std::pair<int, int64_t>> at;
+    if (pos[i].kind == supernet::Position::Kind::Width) {
+      const supernet::WidthGroup* g = space->group(pos[i].name);
+      if (!g) continue;
+      std::vector<std::string> nodes = g->members;
+      nodes.insert(nodes.end(), g->producers.begin(), g->producers.end());
+      at = inside(nodes);
+    } else if (pos[i].kind == supernet::Position::Kind::Kernel) {
+      at = inside({pos[i].name});
+    }
+    if (at) {
+      depth_position_[i] = at->first;
+      block_rank_[i] = at->second;
     }
   }
 }
 
 double AccuracyModel::predict(const supernet::SubnetCode& code) const {
-  double a = base_;
-  for (size_t i = 0; i < delta_.size(); ++i) a += delta_[i][code[i]];
-  return a;
+  const bool mult = options_.composition == AccuracyOptions::Composition::Multiplicative;
+  double sum = 0, prod = 1;
+  for (size_t i = 0; i < delta_.size(); ++i) {
+    int dp = depth_position_[i];
+    if (dp >= 0 &&
+        depth_choices_[static_cast<size_t>(dp)][code[static_cast<size_t>(dp)]] <= block_rank_[i])
+      continue;  // inside a block this subnet skips
+    if (mult)
+      prod *= ratio_[i][code[i]];
+    else
+      sum += delta_[i][code[i]];
+  }
+  return mult ? base_ * prod : base_ + sum;
 }
 
 }  // namespace autotailor::search

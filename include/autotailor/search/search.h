@@ -41,15 +41,35 @@ SensitivityTable measure_sensitivity(
     const std::function<double(const supernet::SubnetConfig&)>& accuracy,
     const std::function<void(size_t, size_t)>& progress = {});
 
+// How the single-modification measurements combine into a subnet's prediction.
+struct AccuracyOptions {
+  // Additive: base + sum of deltas. Multiplicative: base x product of (accuracy / base), the
+  // retention of each modification; large drops then compound instead of summing past zero.
+  enum class Composition { Additive, Multiplicative };
+  Composition composition = Composition::Multiplicative;
+  // A width group or kernel that lives inside one skippable block counts only while the
+  // stage's depth keeps that block: a skipped block's internal modifications cost nothing.
+  bool mask_skipped_blocks = true;
+};
+
 // The table compiled against a space's positions: predict() is one look-up per position.
+// Without `space`, nothing is masked (block membership is unknown).
 class AccuracyModel {
  public:
-  AccuracyModel(const SensitivityTable& t, const std::vector<supernet::Position>& positions);
+  AccuracyModel(const SensitivityTable& t, const std::vector<supernet::Position>& positions,
+                const supernet::SearchSpace* space = nullptr, AccuracyOptions options = {});
   double predict(const supernet::SubnetCode& code) const;
 
  private:
   double base_ = 0;
-  std::vector<std::vector<double>> delta_;  // [position][choice]
+  AccuracyOptions options_;
+  std::vector<std::vector<double>> delta_;  // [position][choice]: accuracy change
+  std::vector<std::vector<double>> ratio_;  // [position][choice]: accuracy / base
+  // For positions inside a skippable block: the stage's depth position and the block's rank
+  // in its stage (the position counts while depth > rank); -1 otherwise.
+  std::vector<int> depth_position_;
+  std::vector<int64_t> block_rank_;
+  std::vector<std::vector<int64_t>> depth_choices_;  // [position] of depth positions
 };
 
 struct EvolutionOptions {
