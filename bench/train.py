@@ -189,7 +189,7 @@ def main():
                   "After fine-tuning: `sensitivity` (one probe per modification on held-out "
                   "training images), then `validate-accuracy --samples N`: N random subnets "
                   "(`random:1..N`) evaluated for real on the test split (BatchNorm recalibrated) "
-                  "against the additive prediction. Target: Kendall tau >= 0.8.", "",
+                  "against the default prediction (multiplicative, masked). Target: Kendall tau >= 0.8.", "",
                   "| model | probes | probe images | probing time | samples | Kendall tau | "
                   "Spearman rho | RMSE (points) | target |",
                   "|---|---|---|---|---|---|---|---|---|"]
