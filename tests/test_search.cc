@@ -262,16 +262,10 @@ TEST(Compile, KillNineAtRandomPointsThenRerunMatchesUninterrupted) {
                      "--width-ratios 0.5,1 --threads 2 -q -o ";
   auto a = run_cli(args + dir + "/a");
   ASSERT_EQ(a.status, 0) << a.err;
-  std::string cmd = std::string(AUTOTAILOR_BINARY) + " " + args + dir + "/b";
   std::mt19937 rng(11);
   int killed = 0;
   for (int trial = 0; trial < 4; ++trial) {
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      ::execl("/bin/sh", "sh", "-c", ("exec " + cmd + " 2>/dev/null >/dev/null").c_str(),
-              static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
+    pid_t pid = test::start_cli(args + dir + "/b");
     auto delay = std::chrono::milliseconds(300 + rng() % 2500);
     std::this_thread::sleep_for(delay);
     killed += ::kill(pid, SIGKILL) == 0;

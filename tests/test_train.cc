@@ -245,14 +245,8 @@ TEST(TrainCli, KillNineThenRerunMatchesUninterrupted) {
                      " --data fashion-mnist --max-steps 24 --batch 16 --holdout 500 "
                      "--checkpoint-every 3 -q -o ";
   ASSERT_EQ(run_cli(args + dir + "/a.onnx").status, 0);
-  std::string cmd = std::string(AUTOTAILOR_BINARY) + " " + args + dir + "/b.onnx";
   for (int trial = 0; trial < 2; ++trial) {
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      ::execl("/bin/sh", "sh", "-c", ("exec " + cmd + " 2>/dev/null >/dev/null").c_str(),
-              static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
+    pid_t pid = test::start_cli(args + dir + "/b.onnx");
     // Wait until a checkpoint exists (and a little more), then kill it hard.
     for (int i = 0; i < 600 && !fs::exists(dir + "/b.onnx.ckpt"); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(100));

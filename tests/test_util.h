@@ -9,6 +9,7 @@
 #include "autotailor/import/tensor_file.h"
 
 #include <sys/wait.h>
+#include <unistd.h>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -32,6 +33,19 @@ inline std::string reference(const std::string& name) {
   path += name;
   path += ".onnx";
   return path;
+}
+
+// Starts `autotailor ARGS` in the background with its output discarded; returns its pid (for
+// kill -9 trials).
+inline pid_t start_cli(const std::string& args) {
+  std::string cmd =
+      std::string("exec ") + AUTOTAILOR_BINARY + " " + args + " 2>/dev/null >/dev/null";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return pid;
 }
 
 inline std::string temp_dir(const std::string& stem) {

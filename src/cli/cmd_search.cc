@@ -210,7 +210,6 @@ void add_search(CLI::App& app) {
       std::string dir;
       DataFlags data;
       size_t probe_images = 3000;
-      bool json = false;
     };
     auto a = std::make_shared<Args>();
     auto* cmd = app.add_subcommand(
