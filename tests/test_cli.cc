@@ -338,6 +338,82 @@ TEST_F(BadInput, UnwritableOutput) {
       "/proc/x/sn"));
 }
 
+TEST_F(BadInput, DynamicSpatialDimensions) {
+  test::ModelBuilder b;
+  b.input("x", {1, 3, -2, -2}).output("y");  // height and width symbolic ("H")
+  b.weight("w", {4, 3, 3, 3});
+  b.node("Conv", {"x", "w"}, {"y"});
+  b.save(path("dyn.onnx"));
+  EXPECT_TRUE(fails_cleanly(run_cli("supernet " + path("dyn.onnx") + " -o " + path("sn")),
+                            "input 'x' has a dynamic dimension 2"));
+  EXPECT_FALSE(fs::exists(path("sn/supernet.onnx")));
+}
+
+TEST_F(BadInput, NonUtf8NamesAreRefusedByName) {
+  test::ModelBuilder b;
+  b.input("x", {1, 3, 8, 8}).output("y", {1, 3, 8, 8});
+  b.node("Relu", {"x"}, {"y"}, {}, std::string("relu\xff\xfe"));
+  b.save(path("names.onnx"));
+  EXPECT_TRUE(fails_cleanly(run_cli("inspect " + path("names.onnx") + " --space --json"),
+                            "node #0's name is not valid UTF-8 text"));
+}
+
+// Without global pooling before the classifier (Flatten -> Gemm on a spatial map) the input
+// size cannot change: the space says why, and a subnet asking for another size is refused.
+TEST_F(BadInput, ClassifierWithoutGlobalPoolingKeepsItsResolution) {
+  test::ModelBuilder b;
+  b.input("x", {1, 3, 16, 16}).output("logits");
+  b.weight("w", {8, 3, 3, 3}).weight("fc_w", {10, 8 * 8 * 8}).weight("fc_b", {10});
+  b.node("Conv", {"x", "w"}, {"c"}, {{"pads", {1, 1, 1, 1}}, {"strides", {2, 2}}}, "conv");
+  b.node("Relu", {"c"}, {"r"});
+  b.node("Flatten", {"r"}, {"flat"});
+  b.node("Gemm", {"flat", "fc_w", "fc_b"}, {"logits"}, {{"transB", {1}}}, "fc");
+  b.save(path("fixed.onnx"));
+  auto i = run_cli("inspect " + path("fixed.onnx") + " --space --json");
+  ASSERT_EQ(i.status, 0) << i.err;
+  auto space = nlohmann::json::parse(i.out)["space"];
+  EXPECT_LE(space["resolution"]["choices"].size(), 1u) << space.dump();
+  EXPECT_FALSE(space["resolution"].value("fixed_by", "").empty()) << space.dump();
+  std::string sn = path("sn");
+  ASSERT_EQ(run_cli("supernet " + path("fixed.onnx") + " -o " + sn).status, 0);
+  write("r12.json", R"({"format":"autotailor-subnet","resolution":12})");
+  auto r = run_cli("export " + sn + " --subnet " + path("r12.json") + " -o " + path("v.onnx"));
+  EXPECT_TRUE(fails_cleanly(r, "resolution")) << r.err;
+  EXPECT_FALSE(fs::exists(path("v.onnx")));
+}
+
+TEST_F(BadInput, UnknownDeviceAndLutMissingEntries) {
+  std::string sn = path("sn");
+  ASSERT_EQ(run_cli("supernet " + test::fixture("mobilenet_v3_small.onnx") + " -o " + sn +
+                    " --no-resolution --no-kernel --no-depth --width-ratios 0.5,1")
+                .status,
+            0);
+  EXPECT_TRUE(fails_cleanly(run_cli("predict " + sn + " --device nosuchphone --subnet max"),
+                            "unknown device 'nosuchphone'"));
+  EXPECT_TRUE(fails_cleanly(run_cli("profile " + sn + " --device nosuchphone"), "nosuchphone"));
+  ASSERT_EQ(run_cli("profile " + sn + " --device host --threads 1 -q").status, 0);
+  // Drop entries from the LUT, as a partial copy or a hand edit would.
+  auto lut = nlohmann::json::parse(test::slurp(sn + "/lut_host.json"));
+  ASSERT_GT(lut["entries"].size(), 4u);
+  nlohmann::json& e = lut["entries"];
+  if (e.is_object()) {
+    std::vector<std::string> keys;
+    for (auto it = e.begin(); it != e.end(); ++it) keys.push_back(it.key());
+    for (size_t k = 0; k < keys.size(); k += 2) e.erase(keys[k]);
+  } else {
+    nlohmann::json kept = nlohmann::json::array();
+    for (size_t k = 1; k < e.size(); k += 2) kept.push_back(e[k]);
+    e = kept;
+  }
+  std::ofstream(sn + "/lut_host.json") << lut.dump(2);
+  auto r = run_cli("predict " + sn + " --device host --subnet max");
+  EXPECT_TRUE(fails_cleanly(r, "the host LUT has no entry for")) << r.err;
+  EXPECT_NE(r.err.find("autotailor profile"), std::string::npos) << r.err;
+  // Profiling again measures only what is missing, and then prediction works.
+  ASSERT_EQ(run_cli("profile " + sn + " --device host --threads 1 -q").status, 0);
+  EXPECT_EQ(run_cli("predict " + sn + " --device host --subnet max").status, 0);
+}
+
 TEST_F(BadInput, NotATensorFile) {
   write("x.pb", "definitely not a tensor");
   EXPECT_TRUE(fails_cleanly(run_cli("run " + test::fixture("resnet18.onnx") + " --input " +

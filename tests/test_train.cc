@@ -2,9 +2,12 @@
 // and data-parallel training. Uses the reference architectures (random init) and the real
 // Fashion-MNIST on every machine.
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -259,6 +262,44 @@ TEST(TrainCli, KillNineThenRerunMatchesUninterrupted) {
   auto r = run_cli(args + dir + "/b.onnx");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(test::slurp(dir + "/a.onnx") == test::slurp(dir + "/b.onnx"));
+  fs::remove_all(dir);
+}
+
+// kill -9 at random points of `finetune` (training, the final evaluation, the writes), then
+// the same command again: the SuperNet's weights equal an uninterrupted run's, byte for byte.
+TEST(TrainCli, FinetuneKillNineAtRandomPointsThenRerunMatchesUninterrupted) {
+  std::string dir = test::temp_dir("finetune_kill9");
+  std::string a = dir + "/a", b = dir + "/b";
+  ASSERT_EQ(run_cli("supernet " + reference("resnet_fm") + " -o " + a).status, 0);
+  fs::copy(a, b);
+  std::string args =
+      " --data fashion-mnist --max-steps 16 --batch 16 --holdout 500 --checkpoint-every 2 -q";
+  auto first = run_cli("finetune " + a + args);
+  ASSERT_EQ(first.status, 0) << first.err;
+  std::mt19937 rng(5);
+  auto complete = [&] {
+    return fs::exists(b + "/finetune.json") && !fs::exists(b + "/finetune.ckpt");
+  };
+  int interrupted = 0;
+  for (int trial = 0; trial < 3 && !complete(); ++trial) {
+    pid_t pid = test::start_cli("finetune " + b + args);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500 + rng() % 4000));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    interrupted += WIFSIGNALED(status);
+  }
+  EXPECT_GT(interrupted, 0);
+  // Rerun unless a trial got to the end (a finished fine-tuning must not be repeated).
+  if (!complete()) {
+    auto again = run_cli("finetune " + b + args);
+    ASSERT_EQ(again.status, 0) << again.err;
+  }
+  EXPECT_TRUE(test::slurp(a + "/supernet.onnx") == test::slurp(b + "/supernet.onnx"));
+  auto ja = nlohmann::json::parse(test::slurp(a + "/finetune.json"));
+  auto jb = nlohmann::json::parse(test::slurp(b + "/finetune.json"));
+  EXPECT_EQ(ja["steps"], jb["steps"]);
+  EXPECT_EQ(ja["accuracy"], jb["accuracy"]);
   fs::remove_all(dir);
 }
 

@@ -11,6 +11,7 @@ pkgs=(
   libcli11-dev libspdlog-dev libgtest-dev nlohmann-json3-dev libstb-dev zlib1g-dev
   python3-torch python3-torchvision python3-onnx python3-numpy
   dataset-fashion-mnist libonnx-testdata chromium
+  clang libclang-rt-14-dev
 )
 # The image may carry its own Node.js (whose package conflicts with Debian's npm).
 command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)

@@ -1,10 +1,10 @@
 #include "autotailor/import/onnx_import.h"
 
-#include <cmath>
 #include <google/protobuf/stubs/logging.h>
 #include <onnx/checker.h>
 #include <onnx/defs/schema.h>
 #include <onnx/shape_inference/implementation.h>
+#include <cmath>
 
 #include <filesystem>
 #include <fstream>
@@ -25,6 +25,61 @@ std::string first_line(const std::string& s) {
   std::string line = s.substr(0, s.find('\n'));
   // libonnx prefixes some messages with "[ShapeInferenceError] "; keep them, they say what failed.
   return line;
+}
+
+// RFC 3629 UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
+bool valid_utf8(const std::string& s) {
+  size_t i = 0, n = s.size();
+  auto cont = [&](size_t k) { return k < n && (static_cast<unsigned char>(s[k]) & 0xC0) == 0x80; };
+  while (i < n) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      i += 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      if (!cont(i + 1)) return false;
+      i += 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      unsigned char d = i + 1 < n ? static_cast<unsigned char>(s[i + 1]) : 0;
+      if (!cont(i + 1) || !cont(i + 2) || (c == 0xE0 && d < 0xA0) || (c == 0xED && d > 0x9F))
+        return false;
+      i += 3;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      unsigned char d = i + 1 < n ? static_cast<unsigned char>(s[i + 1]) : 0;
+      if (!cont(i + 1) || !cont(i + 2) || !cont(i + 3) || (c == 0xF0 && d < 0x90) ||
+          (c == 0xF4 && d > 0x8F))
+        return false;
+      i += 4;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Names travel into JSON (space.json, manifests), IR dumps and messages, which must be text:
+// ONNX's proto2 strings are not checked by protobuf, so check them here, fuzzer-found.
+void check_names_are_text(const onnx::ModelProto& m, const std::string& source) {
+  auto check = [&](const std::string& s, const std::string& what) {
+    if (!valid_utf8(s)) fail("'{}': {} is not valid UTF-8 text", source, what);
+  };
+  const onnx::GraphProto& gp = m.graph();
+  check(gp.name(), "the graph's name");
+  check(m.producer_name(), "the producer name");
+  check(m.producer_version(), "the producer version");
+  for (const auto& op : m.opset_import()) check(op.domain(), "an opset domain");
+  for (const auto* list : {&gp.input(), &gp.output(), &gp.value_info()})
+    for (const auto& v : *list) check(v.name(), "a graph input, output or value_info name");
+  for (const auto& t : gp.initializer()) check(t.name(), "an initializer name");
+  for (int i = 0; i < gp.node_size(); ++i) {
+    const onnx::NodeProto& n = gp.node(i);
+    std::string what = fmt::format("node #{}'s", i);
+    check(n.name(), what + " name");
+    check(n.op_type(), what + " op_type");
+    check(n.domain(), what + " domain");
+    for (const auto& t : n.input()) check(t, what + " input name");
+    for (const auto& t : n.output()) check(t, what + " output name");
+    for (const auto& a : n.attribute()) check(a.name(), what + " attribute name");
+  }
 }
 
 // External data is read into the model before checking, so that the rest of the importer
@@ -102,12 +157,97 @@ bool fix_input_batch(onnx::ModelProto& m, const std::string& source) {
   return symbolic;
 }
 
+void run_libonnx_inference(onnx::ModelProto& m) {
+  // Operator type constraints are not enforced: old exporters (PyTorch at opset <= 6) emit
+  // e.g. int64 Constants that the kernels run fine; a real type clash still fails in a kernel.
+  onnx::ShapeInferenceOptions opt(/*check_type=*/false, /*error_mode=*/1, /*data_prop=*/true);
+  onnx::shape_inference::InferShapes(m, onnx::OpSchemaRegistry::Instance(), opt);
+}
+
+// libonnx 1.12's ConvTranspose shape inference takes the kernel's rank from W without
+// comparing it with X's and then reads past its vectors: a segfault on a malformed model (found
+// by the fuzzer; later ONNX releases check the ranks). So, before the real inference, the ranks
+// of every ConvTranspose's X and W are established by inferring the graph without the
+// ConvTransposes not yet checked (repeatedly, for chains of them), and a mismatch is refused by
+// name. An X whose rank stays unknown is harmless: libonnx then skips the node.
+void check_conv_transpose_ranks(const onnx::ModelProto& m, const std::string& source) {
+  const onnx::GraphProto& gp = m.graph();
+  std::set<int> pending;
+  for (int i = 0; i < gp.node_size(); ++i)
+    if (gp.node(i).op_type() == "ConvTranspose" &&
+        (gp.node(i).domain().empty() || gp.node(i).domain() == "ai.onnx"))
+      pending.insert(i);
+  while (!pending.empty()) {
+    onnx::ModelProto copy = m;
+    auto* nodes = copy.mutable_graph()->mutable_node();
+    nodes->Clear();
+    for (int i = 0; i < gp.node_size(); ++i)
+      if (!pending.count(i)) *nodes->Add() = gp.node(i);
+    try {
+      run_libonnx_inference(copy);
+    } catch (const std::exception&) {
+      // The real inference reports it.
+    }
+    std::unordered_map<std::string, int> rank;
+    for (const auto* list : {&copy.graph().input(), &copy.graph().value_info()})
+      for (const auto& v : *list)
+        if (v.type().has_tensor_type() && v.type().tensor_type().has_shape())
+          rank[v.name()] = v.type().tensor_type().shape().dim_size();
+    for (const auto& t : gp.initializer()) rank[t.name()] = t.dims_size();
+    bool progress = false;
+    for (auto it = pending.begin(); it != pending.end();) {
+      const onnx::NodeProto& n = gp.node(*it);
+      auto known = [&](int k) {
+        return k < n.input_size() && rank.count(n.input(k)) ? rank[n.input(k)] : -1;
+      };
+      int rx = known(0), rw = known(1);
+      std::string name = n.name().empty() ? fmt::format("#{}", *it) : "'" + n.name() + "'";
+      if (rw >= 0 && rw < 3)
+        fail("'{}': ConvTranspose node {}: W has rank {}, needs at least 3", source, name, rw);
+      if (rx >= 0 && rw >= 0 && rx != rw)
+        fail("'{}': ConvTranspose node {}: X has rank {} but W has rank {}", source, name, rx, rw);
+      if (rx >= 0 && rw >= 0) {
+        it = pending.erase(it);
+        progress = true;
+      } else {
+        ++it;
+      }
+    }
+    if (!progress) break;
+  }
+}
+
+// libonnx 1.12 divides by strides and dilations in its conv and pool shape inference without
+// checking them (an FPE on stride 0, found by the fuzzer). The ONNX spec requires strides,
+// dilations and kernel sizes >= 1, pads >= 0 and group >= 1 wherever those attributes appear:
+// check them first, naming the node.
+void check_window_attributes(const onnx::ModelProto& m, const std::string& source) {
+  const onnx::GraphProto& gp = m.graph();
+  for (int i = 0; i < gp.node_size(); ++i) {
+    const onnx::NodeProto& n = gp.node(i);
+    std::string name = n.name().empty() ? fmt::format("#{}", i) : "'" + n.name() + "'";
+    for (const onnx::AttributeProto& a : n.attribute()) {
+      int64_t least = a.name() == "pads" ? 0 : 1;
+      // (Pad-2's "pads" may be negative: it crops.)
+      bool window = a.name() == "strides" || a.name() == "dilations" ||
+                    a.name() == "kernel_shape" || (a.name() == "pads" && n.op_type() != "Pad");
+      if (window)
+        for (int64_t v : a.ints())
+          if (v < least)
+            fail("'{}': {} node {}: attribute {} has {} (must be >= {})", source, n.op_type(), name,
+                 a.name(), v, least);
+      if (a.name() == "group" && a.has_i() && a.i() < 1)
+        fail("'{}': {} node {}: attribute group is {} (must be >= 1)", source, n.op_type(), name,
+             a.i());
+    }
+  }
+}
+
 void infer_shapes(onnx::ModelProto& m, const std::string& source) {
+  check_window_attributes(m, source);
+  check_conv_transpose_ranks(m, source);
   try {
-    // Operator type constraints are not enforced: old exporters (PyTorch at opset <= 6) emit
-    // e.g. int64 Constants that the kernels run fine; a real type clash still fails in a kernel.
-    onnx::ShapeInferenceOptions opt(/*check_type=*/false, /*error_mode=*/1, /*data_prop=*/true);
-    onnx::shape_inference::InferShapes(m, onnx::OpSchemaRegistry::Instance(), opt);
+    run_libonnx_inference(m);
   } catch (const std::exception& e) {
     fail("'{}': ONNX shape inference failed: {}", source, first_line(e.what()));
   }
@@ -299,6 +439,7 @@ std::shared_ptr<ir::Graph> import_onnx_bytes(const std::string& bytes, const std
          : m.ir_version() <= 0 ? "IR version"
                                : "opset import");
   if (m.graph().node_size() == 0) fail("'{}': the model's graph has no nodes", source);
+  check_names_are_text(m, source);
   // libonnx checks nodes against the newest schema it knows: name the real problem first.
   const auto& known = onnx::OpSchemaRegistry::DomainToVersionRange::Instance().Map();
   for (const auto& op : m.opset_import()) {

@@ -15,6 +15,7 @@
 #include "autotailor/common/files.h"
 #include "autotailor/exec/executor.h"
 #include "autotailor/ir/dump.h"
+#include "autotailor/latency/device.h"
 
 namespace autotailor::latency {
 
@@ -393,9 +394,11 @@ std::string lut_path(const std::string& dir, const std::string& device) {
 
 LatencyTable load_lut(const std::string& dir, const std::string& device) {
   std::string path = lut_path(dir, device);
-  if (!std::filesystem::exists(path))
+  if (!std::filesystem::exists(path)) {
+    (void)find_device(device);  // an unknown name is the real problem: say so first
     fail("no latency table for device '{}' in {}: run `autotailor profile {} --device {}`", device,
          dir, dir, device);
+  }
   return LatencyTable::load(path);
 }
 

@@ -161,7 +161,9 @@ std::pair<int64_t, int64_t> legacy_broadcast(const OpContext& ctx) {
 
 template <Bin B>
 Kernel build_binary(const OpContext& ctx) {
-  auto [lead, trail] = legacy_broadcast(ctx);
+  // Not a structured binding: lambdas capture those only from C++20 (the fuzzer builds C++17).
+  std::pair<int64_t, int64_t> lt = legacy_broadcast(ctx);
+  int64_t lead = lt.first, trail = lt.second;
   bool inplace = inplace_ok(ctx) && (B == Bin::Add || B == Bin::Sub || B == Bin::Mul);
   return [inplace, lead, trail](const Tensors& in, Tensors& out) {
     const at::Tensor& a = in[0];

@@ -19,7 +19,8 @@ namespace autotailor::supernet {
 struct Segment {
   int space = -1;
   int64_t length = 0;
-  bool operator==(const Segment&) const = default;
+  // Spelled out (not `= default`): these sources also build as C++17 for the fuzzer.
+  bool operator==(const Segment& o) const { return space == o.space && length == o.length; }
 };
 
 struct Layout {

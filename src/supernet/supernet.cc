@@ -155,7 +155,8 @@ Supernet Supernet::reordered_by_importance() const {
       imp[gi] = produced;
     }
   std::map<int, std::vector<int64_t>> order;  // rank -> original channel
-  for (auto& [gi, v] : imp) {
+  for (auto& [gi, importance] : imp) {
+    const auto& v = importance;  // lambdas capture structured bindings only from C++20
     std::vector<int64_t> perm(v.size());
     std::iota(perm.begin(), perm.end(), 0);
     std::stable_sort(perm.begin(), perm.end(), [&](int64_t a, int64_t b) { return v[a] > v[b]; });

@@ -10,13 +10,17 @@
 
 namespace autotailor {
 
-inline std::string fnv1a64_hex(std::string_view text) {
+inline uint64_t fnv1a64(std::string_view text) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (unsigned char c : text) {
     h ^= c;
     h *= 0x100000001b3ull;
   }
-  return fmt::format("{:016x}", h);
+  return h;
+}
+
+inline std::string fnv1a64_hex(std::string_view text) {
+  return fmt::format("{:016x}", fnv1a64(text));
 }
 
 }  // namespace autotailor

@@ -21,7 +21,11 @@ struct ChannelAnalysis;
 struct SubnetConfig {
   int64_t resolution = 0;  // 0: the model's own
   std::map<std::string, int64_t> widths, depths, kernels;
-  bool operator==(const SubnetConfig&) const = default;
+  // Spelled out (not `= default`): this header also builds as C++17 for the fuzzer.
+  bool operator==(const SubnetConfig& o) const {
+    return resolution == o.resolution && widths == o.widths && depths == o.depths &&
+           kernels == o.kernels;
+  }
 };
 
 SubnetConfig max_subnet(const SearchSpace& s);
