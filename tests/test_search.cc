@@ -172,6 +172,21 @@ TEST(Evolution, FitsBudgetsIsDeterministicAndParetoOptimal) {
   }
   double min_ms = lm.predict(supernet::min_subnet(s.space()));
   EXPECT_THROW(search::evolve(pos, lat, acc, {0.5 * min_ms}, o), Error);
+
+  // The random-search baseline: as many samples, none repaired, the best feasible kept.
+  search::EvolutionOptions r = o;
+  r.strategy = "random";
+  search::SearchReport ra = search::evolve(pos, lat, acc, budgets, r);
+  search::SearchReport rb = search::evolve(pos, lat, acc, budgets, r);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_GT(ra.results[i].feasible, 0);
+    EXPECT_LE(ra.results[i].best.latency_ms, budgets[i]);
+    EXPECT_EQ(ra.results[i].best.code, rb.results[i].best.code) << "same seed, same result";
+    EXPECT_LE(ra.results[i].best.accuracy, a.results[i].best.accuracy);
+  }
+  EXPECT_EQ(ra.evaluations, 2 * (1 + o.population * (o.generations + 1)));
+  r.strategy = "annealing";
+  EXPECT_THROW(search::evolve(pos, lat, acc, budgets, r), Error);
 }
 
 // The command users run, end to end on a small model with data: every variant fits its budget

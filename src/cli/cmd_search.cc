@@ -174,6 +174,7 @@ nlohmann::json run_search(const supernet::Supernet& tuned, const std::string& di
   for (const auto& b : r.results) {
     nlohmann::json j = cand(b.best);
     j["budget_ms"] = b.budget_ms;
+    if (eo.strategy == "random") j["feasible_samples"] = b.feasible;
     results.push_back(j);
   }
   for (const auto& c : r.pareto) front.push_back(cand(c));
@@ -186,7 +187,8 @@ nlohmann::json run_search(const supernet::Supernet& tuned, const std::string& di
                          {{"latency_ms", lm.predict(supernet::max_subnet(s.space()))},
                           {"accuracy", t.base_accuracy}}},
                         {"options",
-                         {{"population", eo.population},
+                         {{"strategy", eo.strategy},
+                          {"population", eo.population},
                           {"generations", eo.generations},
                           {"parent_ratio", eo.parent_ratio},
                           {"mutation_ratio", eo.mutation_ratio},
@@ -232,6 +234,7 @@ void add_search(CLI::App& app) {
       std::string dir, device;
       std::vector<double> budgets;
       search::EvolutionOptions eo;
+      std::string output;
       bool json = false;
     };
     auto a = std::make_shared<Args>();
@@ -245,11 +248,18 @@ void add_search(CLI::App& app) {
     cmd->add_option("--mutation-ratio", a->eo.mutation_ratio)->check(CLI::Range(0.0, 1.0));
     cmd->add_option("--mutate-prob", a->eo.mutate_prob)->check(CLI::Range(0.0, 1.0));
     cmd->add_option("--seed", a->eo.seed);
+    cmd->add_option("--strategy", a->eo.strategy,
+                    "evolution, or random (a baseline: population x (generations+1) random "
+                    "samples per budget, over-budget ones discarded)")
+        ->check(CLI::IsMember({"evolution", "random"}));
+    cmd->add_option("-o,--output", a->output,
+                    "Where to write the results (default DIR/search.json)");
     cmd->add_flag("--json", a->json, "Print the results as JSON");
     cmd->callback([a] {
       supernet::Supernet s = supernet::Supernet::load(a->dir);
       nlohmann::json r = run_search(s, a->dir, a->device, parse_budgets(a->budgets), a->eo);
-      write_file_atomic((fs::path(a->dir) / "search.json").string(), r.dump(2) + "\n");
+      write_file_atomic(a->output.empty() ? (fs::path(a->dir) / "search.json").string() : a->output,
+                        r.dump(2) + "\n");
       if (a->json) {
         std::cout << r.dump(2) << "\n";
         return;

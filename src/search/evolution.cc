@@ -119,11 +119,25 @@ SearchReport evolve(const std::vector<supernet::Position>& pos, const Predictor&
   double min_latency = latency_ms(min_code);
   size_t parents_n = std::max<size_t>(1, static_cast<size_t>(o.parent_ratio * o.population));
   size_t mutants_n = static_cast<size_t>(o.mutation_ratio * o.population);
+  if (o.strategy != "evolution" && o.strategy != "random")
+    fail("--strategy must be 'evolution' or 'random' (got '{}')", o.strategy);
   for (double budget : budgets) {
     if (!(budget > 0)) fail("--latency-ms: budgets must be positive (got {})", budget);
     if (budget < min_latency)
       fail("--latency-ms {:.3f}: below the smallest subnet's predicted {:.3f} ms", budget,
            min_latency);
+    if (o.strategy == "random") {
+      BudgetResult br{budget, s.eval(min_code), 0};
+      int64_t samples = static_cast<int64_t>(o.population) * (o.generations + 1);
+      for (int64_t i = 0; i < samples; ++i) {
+        Candidate c = s.eval(s.random_code());
+        if (c.latency_ms > budget) continue;
+        s.seen.push_back(c);
+        if (br.feasible++ == 0 || better(c, br.best)) br.best = c;
+      }
+      report.results.push_back(br);
+      continue;
+    }
     std::vector<Candidate> population;
     for (int i = 0; i < o.population; ++i) population.push_back(s.repair(s.random_code(), budget));
     for (int gen = 0; gen < o.generations; ++gen) {
@@ -141,7 +155,7 @@ SearchReport evolve(const std::vector<supernet::Position>& pos, const Predictor&
       population = std::move(next);
     }
     std::sort(population.begin(), population.end(), better);
-    report.results.push_back({budget, population.front()});
+    report.results.push_back({budget, population.front(), o.population});
   }
   // Unique codes only, then the front.
   std::sort(s.seen.begin(), s.seen.end(),

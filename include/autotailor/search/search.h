@@ -80,6 +80,10 @@ struct EvolutionOptions {
   double mutation_ratio = 0.5;
   double mutate_prob = 0.1;
   uint64_t seed = 0;
+  // "evolution", or "random": the baseline of NAS papers, population x (generations + 1)
+  // uniform random subnets per budget, those over the budget discarded (not repaired), the
+  // best by predicted accuracy kept.
+  std::string strategy = "evolution";
 };
 
 struct Candidate {
@@ -90,6 +94,7 @@ struct Candidate {
 struct BudgetResult {
   double budget_ms = 0;
   Candidate best;
+  int64_t feasible = 0;  // random search: samples within the budget (0: `best` is the min subnet)
 };
 
 struct SearchReport {
@@ -101,10 +106,10 @@ struct SearchReport {
 
 using Predictor = std::function<double(const supernet::SubnetCode&)>;
 
-// Evolutionary search per budget: maximise predicted accuracy subject to predicted latency <=
-// budget. Candidates over the budget are repaired by shrinking random positions one choice at
-// a time, so the population stays feasible. Deterministic for a seed. Throws Error naming a
-// budget below the min subnet's predicted latency.
+// Evolutionary (or random, see EvolutionOptions::strategy) search per budget: maximise predicted
+// accuracy subject to predicted latency <= budget. Candidates over the budget are repaired by
+// shrinking random positions one choice at a time, so the population stays feasible. Deterministic
+// for a seed. Throws Error naming a budget below the min subnet's predicted latency.
 SearchReport evolve(const std::vector<supernet::Position>& positions, const Predictor& latency_ms,
                     const Predictor& accuracy, const std::vector<double>& budgets_ms,
                     const EvolutionOptions& options = {});
