@@ -72,6 +72,7 @@ void conv_channels(supernet::ChannelContext& c) {
   if (!c.is_const(1) || x.axis != 1 || x.inner != 1)
     return c.freeze_all("weights computed at run time, or channels not on axis 1");
   const ir::Shape& w = c.in_tensor(1).shape;
+  if (w.size() < 3) return c.freeze_all("a weight of rank below 3");
   const int64_t groups = c.node.attr_int("group", 1);
   const int64_t cin = c.in_tensor(0).shape[1], cout = w[0];
   if (groups == 1) {

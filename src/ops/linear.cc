@@ -66,7 +66,9 @@ void gemm_channels(supernet::ChannelContext& c) {
   using R = supernet::Binding::Role;
   const supernet::Layout& a = c.in(0);
   bool ta = c.node.attr_int("transA", 0) != 0, tb = c.node.attr_int("transB", 0) != 0;
-  if (ta || !c.is_const(1) || a.axis != 1) return c.freeze_all("features not on the last axis");
+  if (ta || !c.is_const(1) || a.axis != 1 || c.in_tensor(1).shape.size() != 2 ||
+      c.out_tensor(0).shape.size() != 2)
+    return c.freeze_all("features not on the last axis");
   c.bind(1, tb ? 1 : 0, a, R::Consumer);
   supernet::Layout y = c.fresh(c.out_tensor(0).shape[1]);
   c.bind(1, tb ? 0 : 1, y, R::Producer);
@@ -79,7 +81,7 @@ void matmul_channels(supernet::ChannelContext& c) {
   using R = supernet::Binding::Role;
   const supernet::Layout& a = c.in(0);
   if (c.in_tensor(0).shape.size() != 2 || !c.is_const(1) || c.in_tensor(1).shape.size() != 2 ||
-      a.axis != 1)
+      c.out_tensor(0).shape.size() != 2 || a.axis != 1)
     return c.freeze_all("only 2-D input times a constant matrix is followed");
   c.bind(1, 0, a, R::Consumer);
   supernet::Layout y = c.fresh(c.out_tensor(0).shape[1]);

@@ -488,6 +488,8 @@ void split_channels(supernet::ChannelContext& c) {
   if (l.inner != 1) return c.freeze_all("splits flattened channels");
   int64_t begin = 0;
   for (size_t k = 0; k < c.node.outputs.size(); ++k) {
+    if (c.node.has_output(k) && c.out_tensor(k).shape.size() != static_cast<size_t>(rank))
+      return c.freeze_all("an output's rank differs from the input's");
     int64_t len = c.node.has_output(k) ? c.out_tensor(k).shape[axis] : 0;
     auto part = cut(l, begin, begin + len);
     if (!part) return c.freeze_all("splits inside a channel space");
@@ -500,6 +502,7 @@ void slice_channels(supernet::ChannelContext& c) {
   const supernet::Layout& l = c.in(0);
   const ir::Shape& x = c.in_tensor(0).shape;
   const ir::Shape& y = c.out_tensor(0).shape;
+  if (y.size() != x.size()) return c.freeze_all("the output's rank differs from the input's");
   if (!l.valid() || x[l.axis] == y[l.axis]) return c.pass_through();
   // Subnets do not adjust Slice bounds (Split sizes they do): slicing channels freezes them.
   c.freeze_all("slices the channel axis");
@@ -509,7 +512,8 @@ void pad_channels(supernet::ChannelContext& c) {
   const supernet::Layout& l = c.in(0);
   const ir::Shape& x = c.in_tensor(0).shape;
   const ir::Shape& y = c.out_tensor(0).shape;
-  if (l.valid() && x[l.axis] == y[l.axis] && c.node.attr_str("mode", "constant") == "constant")
+  if (l.valid() && y.size() == x.size() && x[l.axis] == y[l.axis] &&
+      c.node.attr_str("mode", "constant") == "constant")
     return c.pass_through();
   c.freeze_all("pads the channel axis");
 }
