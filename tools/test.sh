@@ -4,5 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/build.sh
 (cd build && ctest --output-on-failure -j2 --timeout 900)
-# A short libFuzzer pass over import + SuperNet analysis (clang, ASan+UBSan; docs/hardening.md).
-bash tools/fuzz.sh "${AUTOTAILOR_FUZZ_SECONDS:-60}"
+# A short, deterministic libFuzzer pass over import + SuperNet analysis (clang, ASan+UBSan;
+# seed 1, a fixed number of inputs; docs/hardening.md).
+AUTOTAILOR_FUZZ_RUNS="${AUTOTAILOR_FUZZ_RUNS:-60000}" bash tools/fuzz.sh 600
