@@ -31,7 +31,7 @@ std::shared_ptr<const ir::ConstData> to_const(const onnx::TensorProto& t,
   if (t.has_raw_data()) {
     const std::string& raw = t.raw_data();
     bytes.resize(raw.size());
-    std::memcpy(bytes.data(), raw.data(), raw.size());
+    if (!raw.empty()) std::memcpy(bytes.data(), raw.data(), raw.size());
   } else {
     switch (type) {
       case ir::DType::Float32:
