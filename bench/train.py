@@ -33,30 +33,9 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tools"))
 
-EAGER = r"""
-import sys, time, json, torch
-sys.path.insert(0, sys.argv[1])
-import reference_models as rm
-torch.set_num_threads(int(sys.argv[3]))
-torch.manual_seed(0)
-model = rm.BUILDERS[sys.argv[2]]().train()
-batch, steps = int(sys.argv[4]), int(sys.argv[5])
-opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-5)
-loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
-x = torch.rand(batch, 3, 32, 32)
-y = torch.randint(0, 10, (batch,))
-def step():
-    opt.zero_grad(set_to_none=False)
-    loss = loss_fn(model(x), y)
-    loss.backward()
-    opt.step()
-for _ in range(3):
-    step()
-t = time.perf_counter()
-for _ in range(steps - 3):
-    step()
-print(json.dumps({"images_per_second": batch * (steps - 3) / (time.perf_counter() - t)}))
-"""
+# One SGD step timed in PyTorch; shared with bench/results.py (which also times TorchScript).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results import TRAIN_STEP  # noqa: E402
 
 
 def log(msg):
@@ -84,8 +63,8 @@ def throughput(args, tmp):
     for name in ["resnet_fm", "mobilenet_v2_fm"]:
         for threads in args.threads:
             env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-            eager = run_json([sys.executable, "-c", EAGER, os.path.join(REPO, "tools"), name,
-                              str(threads), str(args.batch), str(args.steps)], env)
+            eager = run_json([sys.executable, "-c", TRAIN_STEP, os.path.join(REPO, "tools"), name,
+                              str(threads), str(args.batch), str(args.steps), "eager"], env)
             ours = run_json([args.autotailor, "train", os.path.join(tmp, name + ".onnx"), "--data",
                              "fashion-mnist", "--max-steps", str(args.steps), "--batch",
                              str(args.batch), "--threads", str(threads), "-q", "--json", "-o",
