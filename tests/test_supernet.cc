@@ -110,6 +110,22 @@ TEST(SupernetStructure, ChannelShuffleFixesResolutionButKeepsWidths) {
   EXPECT_NE(sp.resolution_fixed_by.find("Reshape"), std::string::npos) << sp.resolution_fixed_by;
 }
 
+TEST(SupernetStructure, GroupedConvsShrinkEveryGroupAlike) {
+  // ResNeXt-50 32x4d: the same 37 groups as ResNet-50; each bottleneck's two internal groups
+  // are 32 chunks (the grouped conv's groups) of 4, 8, 16 or 32 channels.
+  auto rx = supernet::analyze(*import_onnx(test::fixture("resnext50_32x4d.onnx")));
+  EXPECT_EQ(rx.elastic_groups(), 37);
+  const supernet::WidthGroup* g = rx.group("/layer1/layer1.0/conv1/Conv");
+  ASSERT_NE(g, nullptr);
+  EXPECT_EQ(g->chunks, 32);
+  EXPECT_EQ(g->size, 4);
+  EXPECT_EQ(g->choices, (std::vector<int64_t>{1, 2, 3, 4}));
+  // RegNetX-400MF: stem, 4 stage groups, 2 x 22 internal groups of 2 to 25 chunks of 16.
+  auto rg = supernet::analyze(*import_onnx(test::fixture("regnet_x_400mf.onnx")));
+  EXPECT_EQ(rg.elastic_groups(), 49);
+  EXPECT_EQ(rg.groups.size(), 51u);  // plus the model's input and output
+}
+
 TEST(SupernetFiles, SaveLoadAndSubnetJsonRoundTrip) {
   Supernet s = build("mobilenet_v3_small");
   std::string dir = test::temp_dir("supernet_rt");

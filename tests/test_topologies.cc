@@ -95,7 +95,7 @@ TEST(Topology, TwoBranchConcat) {
 
 TEST(Topology, SplitThenConcat) {
   // A split on the boundary of a concat keeps both parts elastic; a split inside one conv's
-  // channels freezes that conv's channels.
+  // channels cuts them into two groups, each elastic.
   test::ModelBuilder b;
   b.input("x", {1, 3, 8, 8});
   b.weight("wa", {16, 3, 1, 1}).weight("wb", {8, 3, 1, 1}).weight("wp", {32, 24, 1, 1});
@@ -117,13 +117,51 @@ TEST(Topology, SplitThenConcat) {
   Built t = build(b);
   EXPECT_TRUE(group(t.supernet, "conv_a").elastic());
   EXPECT_TRUE(group(t.supernet, "conv_b").elastic());
-  const auto& q = group(t.supernet, "conv_q");
-  EXPECT_FALSE(q.elastic());
-  EXPECT_NE(q.frozen_by.find("splits inside a channel space"), std::string::npos) << q.frozen_by;
+  EXPECT_EQ(group(t.supernet, "conv_q").size, 12);
+  EXPECT_TRUE(group(t.supernet, "conv_q").elastic());
+  EXPECT_EQ(group(t.supernet, "conv_q#2").size, 12);
+  EXPECT_TRUE(group(t.supernet, "conv_q#2").elastic());
   check_invariants(t);
 }
 
-TEST(Topology, ChannelShuffleIsFrozenNotAnError) {
+// Derived subnet's node by name.
+const ir::Node& node_named(const ir::Graph& g, const std::string& name) {
+  for (const ir::Node& n : g.nodes)
+    if (n.name == name) return n;
+  throw std::runtime_error("no node " + name);
+}
+
+TEST(Topology, ChannelSliceMovesItsBounds) {
+  // torch.chunk as exported: two Slices of one conv's channels, the second one's end past the
+  // axis. Each half becomes its own group; a subnet moves the bounds to the kept channels.
+  test::ModelBuilder b;
+  b.input("x", {1, 3, 8, 8});
+  b.weight("w0", {16, 3, 1, 1}).weight("wa", {8, 8, 3, 3}).weight("wb", {8, 8, 1, 1});
+  b.weight("w1", {12, 16, 1, 1});
+  b.ints("s0", {0}).ints("e0", {8}).ints("s1", {8}).ints("e1", {INT64_MAX}).ints("ax", {1});
+  b.node("Conv", {"x", "w0"}, {"c0"}, {}, "before");
+  b.node("Slice", {"c0", "s0", "e0", "ax"}, {"lo"}, {}, "lower");
+  b.node("Slice", {"c0", "s1", "e1", "ax"}, {"hi"}, {}, "upper");
+  b.node("Conv", {"lo", "wa"}, {"a"}, {{"pads", {1, 1, 1, 1}}}, "conv_a");
+  b.node("Conv", {"hi", "wb"}, {"bb"}, {}, "conv_b");
+  b.node("Concat", {"a", "bb"}, {"cat"}, {{"axis", {1}}});
+  b.node("Conv", {"cat", "w1"}, {"c1"}, {}, "after");
+  head(b, "c1", 12);
+  Built t = build(b);
+  EXPECT_TRUE(group(t.supernet, "before").elastic());
+  EXPECT_TRUE(group(t.supernet, "before#2").elastic());
+  supernet::SubnetConfig c = supernet::max_subnet(t.supernet.space());
+  c.widths["before"] = 4;  // the upper half now starts at channel 4
+  auto g = t.supernet.derive(c);
+  EXPECT_EQ(g->tensor(node_named(*g, "lower").outputs[0]).shape[1], 4);
+  EXPECT_EQ(g->tensor(node_named(*g, "upper").outputs[0]).shape[1], 8);
+  check_invariants(t);
+}
+
+TEST(Topology, ChannelShuffleMapsChannelIndices) {
+  // Reshape [N, 2, 8, H, W] -> Transpose -> Reshape [N, 16, H, W]: output channel 2i + j is
+  // channel i of chunk j. Both chunks shrink alike (one group, two chunks); after the shuffle
+  // each kept channel spans 2 positions, and the Reshape targets follow the kept width.
   test::ModelBuilder b;
   b.input("x", {1, 3, 8, 8});
   b.weight("w0", {16, 3, 1, 1}).weight("w1", {16, 16, 1, 1});
@@ -131,16 +169,52 @@ TEST(Topology, ChannelShuffleIsFrozenNotAnError) {
   b.node("Conv", {"x", "w0"}, {"c0"}, {}, "before");
   b.node("Reshape", {"c0", "grouped"}, {"g"});
   b.node("Transpose", {"g"}, {"t"}, {{"perm", {0, 2, 1, 3, 4}}});
-  b.node("Reshape", {"t", "ungrouped"}, {"s"});
+  b.node("Reshape", {"t", "ungrouped"}, {"s"}, {}, "unshuffle");
   b.node("Conv", {"s", "w1"}, {"c1"}, {}, "after");
   head(b, "c1", 16);
   Built t = build(b);
-  EXPECT_FALSE(group(t.supernet, "before").elastic());
+  const auto& before = group(t.supernet, "before");
+  EXPECT_TRUE(before.elastic());
+  EXPECT_EQ(before.chunks, 2);
+  EXPECT_EQ(before.size, 8);
   EXPECT_TRUE(group(t.supernet, "after").elastic());
+  // The shuffle's Reshape reads spatial positions: resolution stays fixed.
   EXPECT_NE(t.supernet.space().resolution_fixed_by.find("Reshape"), std::string::npos);
+  supernet::SubnetConfig c = supernet::max_subnet(t.supernet.space());
+  c.widths["before"] = 4;
+  auto g = t.supernet.derive(c);
+  EXPECT_EQ(g->tensor(node_named(*g, "unshuffle").outputs[0]).shape[1], 8);
   check_invariants(t);
 }
 
+TEST(Topology, ShuffleUnitWithGroupedPointwiseConvs) {
+  // ShuffleNet v1's unit: grouped 1x1 conv, BN, shuffle, 3x3 depthwise, grouped 1x1 conv,
+  // residual add.
+  test::ModelBuilder b;
+  b.input("x", {1, 3, 8, 8});
+  b.weight("w0", {16, 3, 3, 3}).weight("g1", {16, 8, 1, 1}).weight("dw", {16, 1, 3, 3});
+  b.weight("g2", {16, 8, 1, 1});
+  b.weight("bn_s", {16})
+      .weight("bn_b", {16})
+      .weight("bn_m", {16})
+      .weight("bn_v", {16}, std::vector<float>(16, 1.0f));
+  b.ints("grouped", {1, 2, 8, 8, 8}).ints("ungrouped", {1, 16, 8, 8});
+  b.node("Conv", {"x", "w0"}, {"s0"}, {{"pads", {1, 1, 1, 1}}}, "stem");
+  b.node("Conv", {"s0", "g1"}, {"a"}, {{"group", {2}}}, "gconv1");
+  b.node("BatchNormalization", {"a", "bn_s", "bn_b", "bn_m", "bn_v"}, {"an"});
+  b.node("Relu", {"an"}, {"ar"});
+  b.node("Reshape", {"ar", "grouped"}, {"g"});
+  b.node("Transpose", {"g"}, {"t"}, {{"perm", {0, 2, 1, 3, 4}}});
+  b.node("Reshape", {"t", "ungrouped"}, {"sh"});
+  b.node("Conv", {"sh", "dw"}, {"d"}, {{"pads", {1, 1, 1, 1}}, {"group", {16}}}, "depthwise");
+  b.node("Conv", {"d", "g2"}, {"e"}, {{"group", {2}}}, "gconv2");
+  b.node("Add", {"e", "s0"}, {"y"}, {}, "residual");
+  head(b, "y", 16);
+  Built t = build(b);
+  EXPECT_TRUE(group(t.supernet, "gconv1").elastic());
+  EXPECT_TRUE(group(t.supernet, "stem").elastic());
+  check_invariants(t);
+}
 TEST(Topology, SqueezeExcitation) {
   test::ModelBuilder b;
   b.input("x", {1, 3, 8, 8});
@@ -183,7 +257,9 @@ TEST(Topology, DepthwiseChain) {
   check_invariants(t);
 }
 
-TEST(Topology, GroupedConvKeepsItsGroups) {
+TEST(Topology, GroupedConvShrinksEveryGroupAlike) {
+  // group 4: the producer's 16 channels are 4 chunks of 4, the grouped conv's 32 outputs 4
+  // chunks of 8. A subnet keeps the same channels of every chunk and the group count.
   test::ModelBuilder b;
   b.input("x", {1, 3, 8, 8});
   b.weight("w0", {16, 3, 1, 1}).weight("wg", {32, 4, 3, 3}).weight("w1", {16, 32, 1, 1});
@@ -192,10 +268,44 @@ TEST(Topology, GroupedConvKeepsItsGroups) {
   b.node("Conv", {"g", "w1"}, {"c1"}, {}, "after");
   head(b, "c1", 16);
   Built t = build(b);
-  EXPECT_FALSE(group(t.supernet, "before").elastic());
-  EXPECT_NE(group(t.supernet, "before").frozen_by.find("group structure"), std::string::npos);
-  EXPECT_FALSE(group(t.supernet, "grouped").elastic());
+  const auto& before = group(t.supernet, "before");
+  EXPECT_TRUE(before.elastic());
+  EXPECT_EQ(before.size, 4);
+  EXPECT_EQ(before.chunks, 4);
+  // Multiple 4 over 4 chunks: each chunk rounds to 1 channel.
+  EXPECT_EQ(before.choices, (std::vector<int64_t>{1, 2, 3, 4}));
+  const auto& grouped = group(t.supernet, "grouped");
+  EXPECT_TRUE(grouped.elastic());
+  EXPECT_EQ(grouped.chunks, 4);
+  EXPECT_EQ(grouped.choices, (std::vector<int64_t>{2, 4, 6, 8}));
   EXPECT_TRUE(group(t.supernet, "after").elastic());
+  supernet::SubnetConfig c = supernet::max_subnet(t.supernet.space());
+  c.widths["before"] = 2;
+  c.widths["grouped"] = 6;
+  auto g = t.supernet.derive(c);
+  const ir::Node& n = node_named(*g, "grouped");
+  EXPECT_EQ(n.attr_int("group", 1), 4);
+  EXPECT_EQ(g->tensor(n.inputs[1]).shape, (ir::Shape{24, 2, 3, 3}));
+  check_invariants(t);
+}
+
+TEST(Topology, DepthwiseWithChannelMultiplier) {
+  // group = C_in = 8, C_out = 16: each input channel feeds 2 consecutive outputs.
+  test::ModelBuilder b;
+  b.input("x", {1, 3, 8, 8});
+  b.weight("w0", {8, 3, 1, 1}).weight("dw", {16, 1, 3, 3}).weight("w1", {12, 16, 1, 1});
+  b.node("Conv", {"x", "w0"}, {"c0"}, {}, "before");
+  b.node("Conv", {"c0", "dw"}, {"d"}, {{"pads", {1, 1, 1, 1}}, {"group", {8}}}, "depthwise");
+  b.node("Conv", {"d", "w1"}, {"c1"}, {}, "after");
+  head(b, "c1", 12);
+  Built t = build(b);
+  EXPECT_TRUE(group(t.supernet, "before").elastic());
+  supernet::SubnetConfig c = supernet::max_subnet(t.supernet.space());
+  c.widths["before"] = 4;
+  auto g = t.supernet.derive(c);
+  const ir::Node& n = node_named(*g, "depthwise");
+  EXPECT_EQ(n.attr_int("group", 1), 4);
+  EXPECT_EQ(g->tensor(n.outputs[0]).shape[1], 8);
   check_invariants(t);
 }
 

@@ -34,8 +34,9 @@ void print_space(const supernet::SearchSpace& s) {
   std::cout << "\nwidth groups (elastic)\n";
   for (const auto& w : s.groups) {
     if (!w.elastic()) continue;
-    std::cout << fmt::format("  {:<40} {:>5} ch  choices {}\n", w.name, w.size,
-                             fmt::join(w.choices, ","));
+    std::cout << fmt::format("  {:<40} {:>5} ch  choices {}{}\n", w.name, w.size,
+                             fmt::join(w.choices, ","),
+                             w.chunks > 1 ? fmt::format("  (x{} chunks)", w.chunks) : "");
     std::cout << fmt::format("      sliced in: {}\n", fmt::join(w.members, ", "));
   }
   std::cout << "\nwidth groups (frozen)\n";

@@ -62,14 +62,17 @@ int64_t conv_macs(const OpContext& ctx) {
 
 const RegisterOps reg{{"Conv", build_conv, conv_macs, nullptr, build_conv_fused}};
 
-// Channels: a plain conv consumes its input's channels (weight axis 1) and produces a new space
-// (weight axis 0, bias); a depthwise conv (one filter per channel, group == C > 1) passes its
-// input's space through; other grouped convs keep their group structure, so their channels
-// are frozen.
+// Channels. A plain conv consumes its input's channels (weight axis 1) and produces a new space
+// (weight axis 0, bias). A depthwise conv (group == C_in, one input channel per group) passes its
+// input's channels through; with a channel multiplier m (C_out = m x C_in) each input channel
+// becomes m consecutive outputs (`inner` x m), and the group count follows the width. Any other
+// grouped conv keeps its group count and shrinks every group alike: its input is cut into
+// `group` chunks whose spaces are unified (so the producer keeps the same channels of every
+// chunk), weight axis 1 follows one chunk, and its output is `group` unified chunks.
 void conv_channels(supernet::ChannelContext& c) {
   using R = supernet::Binding::Role;
   const supernet::Layout& x = c.in(0);
-  if (!c.is_const(1) || x.axis != 1 || x.inner != 1)
+  if (!c.is_const(1) || x.axis != 1)
     return c.freeze_all("weights computed at run time, or channels not on axis 1");
   const ir::Shape& w = c.in_tensor(1).shape;
   if (w.size() < 3) return c.freeze_all("a weight of rank below 3");
@@ -82,12 +85,30 @@ void conv_channels(supernet::ChannelContext& c) {
     if (c.has_in(2)) c.bind(2, 0, y, R::Producer);
     return c.set_out(0, y);
   }
-  if (groups == cin && cout == cin && w[1] == 1 && cin > 1) {
-    c.bind(1, 0, x, R::Consumer);
-    if (c.has_in(2)) c.bind(2, 0, x, R::PassThrough);
-    return c.pass_through();
+  if (groups < 1 || cin % groups != 0 || cout % groups != 0 || w[1] * groups != cin)
+    return c.freeze_all("grouped convolution with inconsistent shapes");
+  if (groups == cin && w[1] == 1 && cin > 1) {
+    supernet::Layout y = x;
+    y.inner = x.inner * (cout / cin);
+    c.bind(1, 0, y, R::Consumer);
+    if (c.has_in(2)) c.bind(2, 0, y, R::PassThrough);
+    return c.set_out(0, y);
   }
-  c.freeze_all("grouped convolution keeps its group structure");
+  std::vector<supernet::Layout> in, out;
+  if (!c.state.chunks(x, groups, in))
+    return c.freeze_all("grouped convolution: its groups cut inside a channel space");
+  for (size_t k = 1; k < in.size(); ++k)
+    c.state.unify(in[0], in[k], c.why("the groups of a grouped convolution"));
+  // The output: one space per group, all shrinking alike.
+  for (int64_t k = 1; k < groups; ++k) c.state.cuts[c.node.name].insert(k * cout / groups);
+  supernet::Layout y = c.fresh(cout);
+  if (!c.state.chunks(y, groups, out)) return c.freeze_all("grouped convolution output");
+  for (size_t k = 1; k < out.size(); ++k)
+    c.state.unify(out[0], out[k], c.why("the groups of a grouped convolution"));
+  c.bind(1, 1, in[0], R::Consumer);
+  c.bind(1, 0, y, R::Producer);
+  if (c.has_in(2)) c.bind(2, 0, y, R::Producer);
+  c.set_out(0, y);
 }
 
 const RegisterChannelRules channel_rules{{"Conv", conv_channels}};

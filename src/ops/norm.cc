@@ -108,7 +108,7 @@ const RegisterOps reg{
 // Channels: per-channel parameters follow the input's channels.
 void per_channel_params(supernet::ChannelContext& c) {
   const supernet::Layout& x = c.in(0);
-  if (x.axis != 1 || x.inner != 1) return c.freeze_all("channels not on axis 1");
+  if (x.axis != 1) return c.freeze_all("channels not on axis 1");
   for (size_t k = 1; k < c.node.inputs.size(); ++k)
     c.bind(k, 0, x, supernet::Binding::Role::PassThrough);
   c.pass_through();

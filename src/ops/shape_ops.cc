@@ -380,17 +380,52 @@ int64_t tail_product(const ir::Shape& s, size_t from) {
   return p;
 }
 
+bool same_dims(const ir::Shape& a, size_t from_a, const ir::Shape& b, size_t from_b) {
+  return a.size() - from_a == b.size() - from_b &&
+         std::equal(a.begin() + static_cast<std::ptrdiff_t>(from_a), a.end(),
+                    b.begin() + static_cast<std::ptrdiff_t>(from_b));
+}
+
+// Reshape and Flatten: the channel axis stays, merges the axes after it (each channel then
+// spans more positions: `inner` grows), is split into [g, C/g] (the start of a channel
+// shuffle: the g chunks must shrink alike, so they are unified and axis 2 carries one chunk's
+// channels), or, carried on axis 2, is merged with the count before it (the chunks laid end
+// to end again). Anything else moves channels and freezes.
 void flatten_like(supernet::ChannelContext& c, const ir::Shape& x, const ir::Shape& y) {
   const supernet::Layout& l = c.in(0);
-  if (l.axis != 1) return c.freeze_all("channels not on axis 1");
-  if (y.size() == 2 && y[0] == x[0] && y[1] == tail_product(x, 1)) {
+  if (l.valid() && l.axis == 2 && x.size() >= 3 && y.size() + 1 == x.size() && y[0] == x[0] &&
+      y[1] == x[1] * x[2] && same_dims(y, 2, x, 3)) {
     supernet::Layout out = l;
-    out.inner = l.inner * tail_product(x, 2);
+    out.axis = 1;
+    out.segments.clear();
+    for (int64_t k = 0; k < x[1]; ++k)
+      out.segments.insert(out.segments.end(), l.segments.begin(), l.segments.end());
     return c.set_out(0, out);
   }
+  if (l.axis != 1) return c.freeze_all("channels not on axis 1");
   if (y.size() >= 2 && y[0] == x[0] && y[1] == x[1] && tail_product(y, 2) == tail_product(x, 2) &&
       (l.inner == 1 || tail_product(x, 2) == 1))
     return c.pass_through();
+  for (size_t k = 2; y.size() >= 2 && k < x.size(); ++k) {
+    // [N, C, d2..dk, rest] -> [N, C*d2*..*dk, rest]
+    int64_t merged = x[1] * tail_product(ir::Shape(x.begin() + 2, x.begin() + k + 1), 0);
+    if (y[0] == x[0] && y[1] == merged && same_dims(y, 2, x, k + 1)) {
+      supernet::Layout out = l;
+      out.inner = l.inner * (merged / x[1]);
+      return c.set_out(0, out);
+    }
+  }
+  if (y.size() == x.size() + 1 && y[0] == x[0] && y[1] > 0 && y[1] * y[2] == x[1] &&
+      same_dims(y, 3, x, 2)) {
+    std::vector<supernet::Layout> parts;
+    if (!c.state.chunks(l, y[1], parts))
+      return c.freeze_all("a channel shuffle's groups cut inside a channel space");
+    for (size_t k = 1; k < parts.size(); ++k)
+      c.state.unify(parts[0], parts[k], c.why("the groups of a channel shuffle"));
+    supernet::Layout out = parts[0];
+    out.axis = 2;
+    return c.set_out(0, out);
+  }
   c.freeze_all("reshape moves channels");
 }
 
@@ -447,7 +482,9 @@ void concat_channels(supernet::ChannelContext& c) {
   for (size_t k = 0; k < c.node.inputs.size(); ++k) {
     if (!c.has_in(k)) continue;
     const supernet::Layout& l = c.in(k);
-    if (c.is_const(k) || !l.valid() || l.inner != 1) return c.freeze_all("concatenates constants");
+    if (c.is_const(k) || !l.valid()) return c.freeze_all("concatenates constants");
+    if (l.inner != 1)
+      return c.freeze_all("concatenates channels that span several positions (after a shuffle)");
     if (axis == l.axis) {
       if (out.valid() && out.axis != l.axis) return c.freeze_all("channel axes differ");
       out.axis = l.axis;
@@ -459,21 +496,6 @@ void concat_channels(supernet::ChannelContext& c) {
     }
   }
   c.set_out(0, out);
-}
-
-// Sub-layouts for [begin, end) channel ranges that start and end on space boundaries.
-std::optional<supernet::Layout> cut(const supernet::Layout& l, int64_t begin, int64_t end) {
-  supernet::Layout out;
-  out.axis = l.axis;
-  int64_t pos = 0;
-  for (const supernet::Segment& s : l.segments) {
-    int64_t a = pos, b = pos + s.length;
-    pos = b;
-    if (b <= begin || a >= end) continue;
-    if (a < begin || b > end) return std::nullopt;
-    out.segments.push_back(s);
-  }
-  return out;
 }
 
 void split_channels(supernet::ChannelContext& c) {
@@ -491,9 +513,9 @@ void split_channels(supernet::ChannelContext& c) {
     if (c.node.has_output(k) && c.out_tensor(k).shape.size() != static_cast<size_t>(rank))
       return c.freeze_all("an output's rank differs from the input's");
     int64_t len = c.node.has_output(k) ? c.out_tensor(k).shape[axis] : 0;
-    auto part = cut(l, begin, begin + len);
-    if (!part) return c.freeze_all("splits inside a channel space");
-    c.set_out(k, *part);
+    supernet::Layout part = c.state.sub(l, begin, begin + len);
+    if (len > 0 && !part.valid()) return c.freeze_all("splits inside a channel space");
+    c.set_out(k, part);
     begin += len;
   }
 }
@@ -504,8 +526,14 @@ void slice_channels(supernet::ChannelContext& c) {
   const ir::Shape& y = c.out_tensor(0).shape;
   if (y.size() != x.size()) return c.freeze_all("the output's rank differs from the input's");
   if (!l.valid() || x[l.axis] == y[l.axis]) return c.pass_through();
-  // Subnets do not adjust Slice bounds (Split sizes they do): slicing channels freezes them.
-  c.freeze_all("slices the channel axis");
+  // A step-1 slice of whole channels keeps the channel spaces it covers (cut at its bounds);
+  // a subnet moves the bounds to the kept channels (Supernet::derive).
+  std::optional<supernet::SliceRange> r = supernet::slice_range(c.graph(), c.node, l.axis);
+  if (!r || r->step != 1 || r->begin % l.inner != 0 || r->end % l.inner != 0)
+    return c.freeze_all("slices the channel axis with a step or run-time bounds");
+  supernet::Layout part = c.state.sub(l, r->begin / l.inner, r->end / l.inner);
+  if (!part.valid()) return c.freeze_all("slices inside a channel space");
+  c.set_out(0, part);
 }
 
 void pad_channels(supernet::ChannelContext& c) {

@@ -9,6 +9,9 @@
 // which later drive importance, reordering, slicing and export alike.
 #pragma once
 
+#include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -45,6 +48,7 @@ struct Space {
   int parent = -1;  // union-find
   bool frozen = false;
   std::string origin;  // node (or input) that produces it
+  int64_t offset = 0;  // first channel within the origin's output (a cut output has several)
   std::string frozen_by;
 };
 
@@ -57,9 +61,27 @@ class ChannelState {
   std::vector<Space> spaces;
   std::vector<Binding> bindings;
 
+  // Cut points per origin, found by earlier passes: `fresh` splits that origin's channels there
+  // into separate spaces. Rules that need a boundary inside a space (a Split or Slice through
+  // it, a grouped conv's groups, layouts unified with other boundaries) request one; the
+  // analysis reruns with the new cuts until no rule asks for more (see analyze_channels).
+  std::map<std::string, std::set<int64_t>> cuts;
+  std::map<std::string, std::set<int64_t>> requested;
+
   int root(int s);
   Layout fresh(int64_t size, int axis, const std::string& origin);
   void unify(const Layout& a, const Layout& b, const std::string& why);
+  // Requests a boundary at channel `at` of `l` (counted in channels, not `inner` positions),
+  // in every space of the group that contains it; nothing when it is a boundary already or the
+  // space is frozen.
+  void request_cut(const Layout& l, int64_t at);
+  // Channels [begin, end) of `l` when both ends fall on segment boundaries; otherwise requests
+  // the missing boundaries and returns an invalid layout.
+  Layout sub(const Layout& l, int64_t begin, int64_t end);
+  // `l`'s positions (channels x inner) in n equal consecutive chunks, each on segment
+  // boundaries. False when the positions do not divide into whole channels per chunk, or when
+  // boundaries are missing (then requested).
+  bool chunks(const Layout& l, int64_t n, std::vector<Layout>& out);
   void freeze(const Layout& l, const std::string& why);
   void freeze_space(int s, const std::string& why);
 };
@@ -85,6 +107,16 @@ struct ChannelContext {
   void bind(size_t input, int axis, const Layout& l, Binding::Role role);
   std::string why(const std::string& what) const;
 };
+
+// A Slice's effective range along one axis (ONNX clamping applied; end >= begin for step > 0),
+// from attributes before opset 10 or constant inputs after. None when the bounds are computed
+// at run time or the axis is not sliced.
+struct SliceRange {
+  int64_t begin = 0, end = 0, step = 1;
+};
+std::optional<SliceRange> slice_range(const ir::Graph& g, const ir::Node& n, int axis);
+// Rewrites a step-1 Slice's bounds on `axis` (new constants, so shared ones stay intact).
+void set_slice_range(ir::Graph& g, ir::Node& n, int axis, int64_t begin, int64_t end);
 
 // The default for ops with no channel rule.
 void freeze_everything(ChannelContext& c);

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <set>
 
 #include "../common/json_document.h"
@@ -14,9 +15,9 @@
 
 namespace autotailor::supernet {
 
-std::unique_ptr<ChannelAnalysis> analyze_channels(const ir::Graph& g) {
-  auto a = std::make_unique<ChannelAnalysis>(g);
-  ChannelState& st = a->state;
+namespace {
+
+void walk(const ir::Graph& g, ChannelState& st) {
   // The model's input channels never change.
   for (int id : g.inputs) {
     const ir::Tensor& t = g.tensor(id);
@@ -34,23 +35,42 @@ std::unique_ptr<ChannelAnalysis> analyze_channels(const ir::Graph& g) {
   }
   // Nor does the class count (or any other output).
   for (int id : g.outputs) st.freeze(st.layouts[id], "model output '" + g.tensor(id).name + "'");
-  return a;
+}
+
+}  // namespace
+
+std::unique_ptr<ChannelAnalysis> analyze_channels(const ir::Graph& g) {
+  // A pass that needs a boundary inside a space (a Split or Slice through it, a grouped conv's
+  // groups) freezes it and requests the cut; the next pass starts with that producer's
+  // channels cut into separate spaces. Cuts only accumulate, so this ends; the pass limit
+  // bounds pathological graphs, whose last pass keeps its freezes.
+  std::map<std::string, std::set<int64_t>> cuts;
+  constexpr int kMaxPasses = 16;
+  for (int pass = 1;; ++pass) {
+    auto a = std::make_unique<ChannelAnalysis>(g);
+    a->state.cuts = cuts;
+    walk(g, a->state);
+    bool grew = false;
+    for (const auto& [origin, at] : a->state.requested)
+      for (int64_t c : at) grew |= cuts[origin].insert(c).second;
+    if (!grew || pass == kMaxPasses) return a;
+  }
 }
 
 namespace {
 
-std::vector<int64_t> width_choices(int64_t size, const SpaceOptions& o) {
+std::vector<int64_t> width_choices(int64_t size, int64_t chunks, const SpaceOptions& o) {
   std::set<int64_t> c;
+  // With several chunks side by side, the tensor's channels (chunks x width) are what the
+  // multiple is for: each chunk rounds to multiple / gcd(multiple, chunks).
+  const int64_t m = std::max<int64_t>(1, o.width_multiple / std::gcd(o.width_multiple, chunks));
   for (double r : o.width_ratios) {
     if (r >= 1.0) continue;  // the full width is added exactly below, never rounded
     double w = r * static_cast<double>(size);
     // Groups wider than the multiple round to it and keep at least one multiple (a 10-channel
     // group offers 8 and 10, not 1); narrower ones round up, never below 1 channel.
-    int64_t v = size > o.width_multiple
-                    ? std::max<int64_t>(o.width_multiple,
-                                        std::llround(w / static_cast<double>(o.width_multiple)) *
-                                            o.width_multiple)
-                    : static_cast<int64_t>(std::ceil(w));
+    int64_t v = size > m ? std::max<int64_t>(m, std::llround(w / static_cast<double>(m)) * m)
+                         : static_cast<int64_t>(std::ceil(w));
     c.insert(std::clamp<int64_t>(v, 1, size));
   }
   c.insert(size);
@@ -84,10 +104,11 @@ std::vector<WidthGroup> width_groups(ChannelAnalysis& a, const SpaceOptions& o) 
     groups[it->second].producers.push_back(st.spaces[s].origin);
   }
   for (const Binding& b : st.bindings) {
-    std::set<int> seen;
+    std::map<int, int64_t> seen;  // group -> its spaces in this binding
     for (const Segment& seg : b.layout.segments) {
       int gi = a.group_of_space[seg.space];
-      if (!seen.insert(gi).second) continue;
+      groups[gi].chunks = std::max(groups[gi].chunks, ++seen[gi]);
+      if (seen[gi] > 1) continue;
       auto& m = groups[gi].members;
       if (std::find(m.begin(), m.end(), b.node) == m.end()) m.push_back(b.node);
     }
@@ -105,7 +126,8 @@ std::vector<WidthGroup> width_groups(ChannelAnalysis& a, const SpaceOptions& o) 
       w.frozen_by = "frozen by the user";
     else if (w.members.empty())
       w.frozen_by = "no weights follow these channels";
-    w.choices = w.frozen_by.empty() ? width_choices(w.size, o) : std::vector<int64_t>{w.size};
+    w.choices =
+        w.frozen_by.empty() ? width_choices(w.size, w.chunks, o) : std::vector<int64_t>{w.size};
     if (!w.elastic() && w.frozen_by.empty()) w.frozen_by = "too narrow to shrink";
   }
   (void)g;
@@ -376,13 +398,14 @@ std::string space_to_json(const SearchSpace& s, int indent) {
   json groups = json::array(), frozen = json::array(), blocks = json::array(),
        stages = json::array(), kernels = json::array();
   for (const WidthGroup& w : s.groups) {
-    if (w.elastic())
+    if (w.elastic()) {
       groups.push_back({{"name", w.name},
                         {"channels", w.size},
                         {"choices", w.choices},
                         {"producers", w.producers},
                         {"members", w.members}});
-    else
+      if (w.chunks > 1) groups.back()["chunks"] = w.chunks;
+    } else
       frozen.push_back({{"name", w.name}, {"channels", w.size}, {"frozen_by", w.frozen_by}});
   }
   for (const SkippableBlock& b : s.blocks)

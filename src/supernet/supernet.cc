@@ -258,13 +258,64 @@ std::shared_ptr<ir::Graph> Supernet::derive(const SubnetConfig& c) const {
     }
   }
 
-  // A depthwise conv has one group per channel: its group count follows the sliced width.
+  // A depthwise conv has one group per input channel: its group count follows the sliced width
+  // (C_out / multiplier). Other grouped convs keep their group count.
   for (ir::Node& n : g->nodes) {
     if (n.op_type != "Conv" || !n.has_input(1)) continue;
     const ir::Tensor& w = g->tensor(n.inputs[1]);
     int64_t groups = n.attr_int("group", 1);
-    if (groups > 1 && w.is_const() && w.value->shape[1] == 1 && groups == w.value->shape[0])
-      n.attrs["group"].i = w.shape[0];
+    if (groups > 1 && w.is_const() && w.value->shape[1] == 1 && w.value->shape[0] % groups == 0)
+      n.attrs["group"].i = w.shape[0] / (w.value->shape[0] / groups);
+  }
+
+  // A Slice along the channels moves its bounds to the kept channels before and inside it.
+  auto kept = [&](const Layout& l) {
+    int64_t k = 0;
+    for (const Segment& seg : l.segments) k += kept_of_space[seg.space];
+    return k * l.inner;
+  };
+  for (ir::Node& n : g->nodes) {
+    if (n.op_type != "Slice" || n.inputs.empty() || n.outputs.empty()) continue;
+    const Layout& in = st.layouts[n.inputs[0]];
+    const Layout& out = st.layouts[n.outputs[0]];
+    if (!in.valid() || !out.valid() || out.segments.empty()) continue;
+    std::optional<SliceRange> r = slice_range(src, n, in.axis);
+    if (!r || r->step != 1) continue;
+    // The slice covers whole segments of its input (the channel rule made sure; otherwise its
+    // output is a fresh frozen space and nothing moves): count the kept channels before it.
+    if (r->begin % in.inner != 0) continue;
+    int64_t before = 0, pos = 0;
+    size_t i = 0;
+    for (; i < in.segments.size() && pos < r->begin / in.inner; ++i) {
+      before += kept_of_space[in.segments[i].space];
+      pos += in.segments[i].length;
+    }
+    bool covers = pos == r->begin / in.inner && out.inner == in.inner &&
+                  i + out.segments.size() <= in.segments.size() &&
+                  std::equal(out.segments.begin(), out.segments.end(),
+                             in.segments.begin() + static_cast<std::ptrdiff_t>(i));
+    if (!covers) continue;
+    int64_t b = before * in.inner, e = b + kept(out);
+    if (b == r->begin && e == r->end) continue;
+    set_slice_range(*g, n, in.axis, b, e);
+  }
+
+  // A Reshape whose output carries channels gets the kept count on that axis.
+  for (ir::Node& n : g->nodes) {
+    if (n.op_type != "Reshape" || n.inputs.size() < 2 || n.outputs.empty()) continue;
+    const Layout& out = st.layouts[n.outputs[0]];
+    const ir::Tensor& shape = g->tensor(n.inputs[1]);
+    if (!out.valid() || !shape.is_const()) continue;
+    std::vector<int64_t> dims = shape.value->to_int64();
+    size_t a = static_cast<size_t>(out.axis);
+    if (a >= dims.size() || dims[a] <= 0 || dims[a] == kept(out)) continue;
+    dims[a] = kept(out);
+    int id = g->unique_tensor(n.name + "_shape");
+    ir::Tensor& t = g->tensor(id);
+    t.value = ir::ConstData::from_int64(dims, {static_cast<int64_t>(dims.size())});
+    t.dtype = ir::DType::Int64;
+    t.shape = t.value->shape;
+    n.inputs[1] = id;
   }
 
   // Kernels: centre crop of the weight, pads shrunk to keep the output size.

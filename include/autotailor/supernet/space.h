@@ -23,7 +23,10 @@ struct SpaceOptions {
 
 struct WidthGroup {
   std::string name;  // the node that produces its first channel space
-  int64_t size = 0;  // channels at full width
+  int64_t size = 0;  // channels at full width (of one chunk, see `chunks`)
+  // Spaces of the group that sit side by side in one tensor: the groups of a grouped conv or a
+  // channel shuffle, each keeping the same `width` channels (the tensor has chunks x width).
+  int64_t chunks = 1;
   std::vector<int64_t> choices;
   std::vector<std::string> producers;  // nodes producing the group's channel spaces
   std::vector<std::string> members;    // every node whose weights are sliced by the group
