@@ -5,6 +5,7 @@ Usage:
     /usr/bin/python3 bench/latency.py [--autotailor build/autotailor] [--models resnet18,...]
         [--samples 20] [--threads 1] [--devices host,host-ort] [--methods context,isolated]
         [--learned-samples 400] [--cache build/bench-models] [--out docs/latency-results.md]
+        [--cost-only]
 
 For every model (tools/export_models.py's torchvision exports at 224x224, batch 1):
   1. `supernet` with default options;
@@ -94,6 +95,119 @@ def within10(pred, meas):
     return float(np.mean(np.abs(pred - meas) / meas <= 0.10))
 
 
+def learned_cost(args, at, m, space, lut_dir, lut_val, lut_wall):
+    """A learned predictor's cost for the LUT's fidelity: ridge regressions fitted on k whole
+    subnets (random:N+1..N+M, each measured once) and scored on the LUT's validation subnets."""
+    n = args.samples
+    t0 = time.time()
+    out = json.loads(run([at, "validate-latency", lut_dir, "--device", "host", "--samples",
+                          str(n + args.learned_samples), "--once", "--json"]).stdout)
+    per_subnet_s = (time.time() - t0) / (n + args.learned_samples)
+    train = out["subnets"][n:]
+    val = lut_val["subnets"]
+    xv = np.array([encode(s["config"], space) for s in val])
+    yv = np.array([s["measured_ms"] for s in val])
+    xt = np.array([encode(s["config"], space) for s in train])
+    yt = np.array([s["measured_ms"] for s in train])
+    curve = []
+    for k in [25, 50, 100, 200, 400, 800, 1600, 3200, len(train)]:
+        if k > len(train) or any(c["k"] == k for c in curve):
+            continue
+        x = np.hstack([xt[:k], np.ones((k, 1))])
+        lam = 1e-2
+        w = np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ yt[:k])
+        pv = np.hstack([xv, np.ones((len(xv), 1))]) @ w
+        curve.append({"k": k, "w10": within10(pv, yv), "cost_s": k * per_subnet_s})
+    return {"model": m, "lut_s": lut_wall, "lut_w10": lut_val["within_10pct"],
+            "per_subnet_s": per_subnet_s, "curve": curve,
+            "when": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
+            "commit": commit()}
+
+
+def cost_lines(cost):
+    lines = [
+        "## Profiling cost against a learned predictor",
+        "",
+        f"{cost['model']}, host, measured {cost['when']} at commit {cost['commit']}. The LUT "
+        f"(context method) took {cost['lut_s']:.1f} s to profile and puts "
+        f"{100 * cost['lut_w10']:.0f}% of the validation subnets within ±10% in this run. A "
+        "learned predictor (ridge regression on the one-hot subnet encoding, fitted on k "
+        f"whole subnets measured once each at {cost['per_subnet_s']:.2f} s per subnet, export "
+        "and measurement included) on the same validation subnets:",
+        "",
+        "| k whole subnets | measuring them | within ±10% | cost vs LUT |",
+        "|---:|---:|---:|---:|",
+    ]
+    reach = None
+    for c in cost["curve"]:
+        lines.append(f"| {c['k']} | {c['cost_s']:.0f} s | {100 * c['w10']:.0f}% | "
+                     f"{c['cost_s'] / cost['lut_s']:.1f}× |")
+        if reach is None and c["w10"] >= cost["lut_w10"]:
+            reach = c
+    lines.append("")
+    if reach:
+        lines.append(f"The learned predictor first matches the LUT at k = {reach['k']}: "
+                     f"{reach['cost_s'] / cost['lut_s']:.1f}× the LUT's profiling time.")
+    elif cost["curve"]:
+        last = cost["curve"][-1]
+        lines.append(
+            f"The learned predictor does not match the LUT's fidelity with up to "
+            f"k = {last['k']} subnets ({last['cost_s'] / cost['lut_s']:.1f}× the LUT's "
+            "profiling time).")
+    lines.append("")
+    return lines
+
+
+def sections(text):
+    """{heading: lines} for the '## ' sections of a markdown text (heading line included)."""
+    out, cur = {}, None
+    for line in text.split("\n"):
+        if line.startswith("## "):
+            cur = line
+            out[cur] = []
+        if cur:
+            out[cur].append(line)
+    return out
+
+
+def kept_sections(path, headings):
+    if not os.path.exists(path):
+        return []
+    have = sections(open(path).read())
+    lines = []
+    for h in headings:
+        if h in have:
+            lines += have[h]
+    return lines
+
+
+def cost_only(args, at, m):
+    """Reruns only the profiling-cost comparison on the existing LUT of `m` and replaces that
+    section of the output file."""
+    base = os.path.join(args.work, m)
+    d = os.path.join(base, "host-context")
+    lut_file = os.path.join(d, "lut_host.json")
+    if not os.path.exists(lut_file):
+        raise SystemExit(f"latency-bench: {lut_file} missing: run the full benchmark first")
+    lut = json.load(open(lut_file))
+    space = json.load(open(os.path.join(base, "sn", "space.json")))
+    v = json.loads(run([at, "validate-latency", d, "--device", "host", "--samples",
+                        str(args.samples), "--json"]).stdout)
+    cost = learned_cost(args, at, m, space, d, v, lut["profiling_seconds"])
+    text = open(args.out).read()
+    have = sections(text)
+    heading = "## Profiling cost against a learned predictor"
+    new = cost_lines(cost)
+    if heading in have:
+        text = text.replace("\n".join(have[heading]), "\n".join(new))
+    else:
+        text += "\n" + "\n".join(new)
+    with open(args.out + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(args.out + ".tmp", args.out)
+    log(f"wrote {args.out}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--autotailor", default=os.path.join(REPO, "build", "autotailor"))
@@ -103,12 +217,16 @@ def main():
     ap.add_argument("--devices", default="host,host-ort")
     ap.add_argument("--methods", default="context,isolated")
     ap.add_argument("--learned-samples", type=int, default=400)
+    ap.add_argument("--cost-only", action="store_true",
+                    help="only the learned-predictor comparison, on the first model's existing LUT")
     ap.add_argument("--cache", default=os.path.join(REPO, "build", "bench-models"))
     ap.add_argument("--work", default=os.path.join(REPO, "build", "bench-latency"))
     ap.add_argument("--out", default=os.path.join(REPO, "docs", "latency-results.md"))
     args = ap.parse_args()
     at = args.autotailor
     models = [m for m in args.models.split(",") if m]
+    if args.cost_only:
+        return cost_only(args, at, models[0])
     os.makedirs(args.cache, exist_ok=True)
     missing = [m for m in models if not os.path.exists(os.path.join(args.cache, m + ".onnx"))]
     if missing:
@@ -151,41 +269,7 @@ def main():
                 runs_cfg.append((dev, method, d, v, wall))
         if mi == 0 and args.learned_samples > 0:
             d = next(x for x in runs_cfg if x[0] == "host" and x[1] == "context")
-            lut_dir, lut_val, lut_wall = d[2], d[3], d[4]
-            # Whole subnets for the learned predictor: seeds clear of validation's 1..N.
-            t0 = time.time()
-            out = json.loads(run([at, "validate-latency", lut_dir, "--device", "host",
-                                  "--samples", str(args.samples + args.learned_samples),
-                                  "--json"]).stdout)
-            # validate-latency measures every subnet twice (its repeatability check); a
-            # learned predictor's training set needs one measurement each: half the time.
-            per_subnet_s = (time.time() - t0) / (args.samples + args.learned_samples) / 2
-            subs = out["subnets"]
-            val = subs[:args.samples]
-            train = subs[args.samples:]
-
-            # Encodings: seeds are random:K; the subnet JSON comes from `predict --json`.
-            def enc(name):
-                p = json.loads(run([at, "predict", lut_dir, "--device", "host", "--subnet", name,
-                                    "--json"]).stdout)
-                return encode(p["subnet"], space)
-
-            xv = np.array([enc(s["subnet"]) for s in val])
-            yv = np.array([s["measured_ms"] for s in val])
-            xt = np.array([enc(s["subnet"]) for s in train])
-            yt = np.array([s["measured_ms"] for s in train])
-            lut_w10 = lut_val["within_10pct"]
-            curve = []
-            for k in [25, 50, 100, 200, 400, 800, 1600]:
-                if k > len(train):
-                    break
-                x = np.hstack([xt[:k], np.ones((k, 1))])
-                lam = 1e-2
-                w = np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ yt[:k])
-                pv = np.hstack([xv, np.ones((len(xv), 1))]) @ w
-                curve.append({"k": k, "w10": within10(pv, yv), "cost_s": k * per_subnet_s})
-            cost = {"model": m, "lut_s": lut_wall, "lut_w10": lut_w10,
-                    "per_subnet_s": per_subnet_s, "curve": curve}
+            cost = learned_cost(args, at, m, space, d[2], d[3], d[4])
 
     now = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -212,36 +296,9 @@ def main():
               "median is within ±10% of the first. No predictor can be scored better than the "
               "measurement repeats.", ""]
     if cost:
-        lines += [
-            "## Profiling cost against a learned predictor",
-            "",
-            f"{cost['model']}, host. The LUT (context method) took {cost['lut_s']:.1f} s "
-            f"and puts {100 * cost['lut_w10']:.0f}% of the validation subnets within ±10%. A "
-            "learned predictor (ridge regression on the one-hot subnet encoding, fitted on k "
-            f"whole subnets measured at {cost['per_subnet_s']:.2f} s each, export and "
-            "measurement included) on the same validation subnets:",
-            "",
-            "| k whole subnets | measuring them | within ±10% | cost vs LUT |",
-            "|---:|---:|---:|---:|",
-        ]
-        reach = None
-        for c in cost["curve"]:
-            lines.append(f"| {c['k']} | {c['cost_s']:.0f} s | {100 * c['w10']:.0f}% | "
-                         f"{c['cost_s'] / cost['lut_s']:.1f}× |")
-            if reach is None and c["w10"] >= cost["lut_w10"]:
-                reach = c
-        lines.append("")
-        if reach:
-            lines.append(f"The learned predictor first matches the LUT at k = {reach['k']}: "
-                         f"{reach['cost_s'] / cost['lut_s']:.1f}× the LUT's profiling time.")
-        else:
-            last = cost["curve"][-1] if cost["curve"] else None
-            if last:
-                lines.append(
-                    f"The learned predictor does not match the LUT's fidelity with up to "
-                    f"k = {last['k']} subnets ({last['cost_s'] / cost['lut_s']:.1f}× the LUT's "
-                    "profiling time); Once-for-All fits its predictors on thousands.")
-        lines.append("")
+        lines += cost_lines(cost)
+    # Hand-written sections after the generated ones (such as "Reading these numbers") stay.
+    lines += kept_sections(args.out, ["## Reading these numbers"])
     tmp = args.out + ".tmp"
     with open(tmp, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -87,6 +87,15 @@ TEST(LatencyCli, ProfileResumesPredictAndValidate) {
   auto j = nlohmann::json::parse(v.out);
   EXPECT_EQ(j["subnets"].size(), 3u);
   EXPECT_TRUE(j.contains("within_10pct"));
+  EXPECT_TRUE(j["repeat_within_10pct"].is_number());
+  // Each row names its subnet's config, which is what a learned predictor is fitted on.
+  EXPECT_EQ(j["subnets"][0]["config"]["format"], "autotailor-subnet");
+  auto once = test::run_cli("validate-latency " + sn + " --device host --samples 2 --once --json");
+  ASSERT_EQ(once.status, 0) << once.err;
+  auto jo = nlohmann::json::parse(once.out);
+  EXPECT_TRUE(jo["repeat_within_10pct"].is_null());
+  EXPECT_TRUE(jo["subnets"][1]["remeasured_ms"].is_null());
+  EXPECT_EQ(jo["subnets"][1]["config"], j["subnets"][1]["config"]);  // random:2 both times
   auto bad = test::run_cli("predict " + sn + " --device exynos1380 --subnet min");
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.err.find("exynos1380"), std::string::npos);

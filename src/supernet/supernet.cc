@@ -234,14 +234,24 @@ std::shared_ptr<ir::Graph> Supernet::derive(const SubnetConfig& c) const {
     if (!in.valid() || axis != in.axis) continue;
     std::vector<int64_t> sizes;
     bool changed = false;
+    bool usable = true;
     for (int o : n.outputs) {
+      if (o < 0 || static_cast<int64_t>(src.tensor(o).shape.size()) <= axis) {
+        usable = false;
+        break;
+      }
       const Layout& l = st.layouts[o];
+      // An output the rule froze has a fresh layout (possibly on another axis): it keeps its size.
+      if (!l.valid() || l.axis != in.axis) {
+        sizes.push_back(src.tensor(o).shape[axis]);
+        continue;
+      }
       int64_t k = 0;
       for (const Segment& seg : l.segments) k += kept_of_space[seg.space];
       sizes.push_back(k * l.inner);
       changed |= sizes.back() != src.tensor(o).shape[axis];
     }
-    if (!changed) continue;
+    if (!usable || !changed) continue;
     if (g->opset() >= 13) {
       int id = g->unique_tensor(n.name + "_split");
       ir::Tensor& t = g->tensor(id);
@@ -290,7 +300,7 @@ std::shared_ptr<ir::Graph> Supernet::derive(const SubnetConfig& c) const {
       before += kept_of_space[in.segments[i].space];
       pos += in.segments[i].length;
     }
-    bool covers = pos == r->begin / in.inner && out.inner == in.inner &&
+    bool covers = pos == r->begin / in.inner && out.axis == in.axis && out.inner == in.inner &&
                   i + out.segments.size() <= in.segments.size() &&
                   std::equal(out.segments.begin(), out.segments.end(),
                              in.segments.begin() + static_cast<std::ptrdiff_t>(i));
