@@ -110,6 +110,7 @@ def finetune(args, tmp):
             pred = {"tau": v["kendall_tau"], "rho": v["spearman_rho"], "rmse": v["rmse"],
                     "samples": v["samples"], "probes": sens["probes"],
                     "probe_images": sens["probe_images"], "probe_secs": probe_secs,
+                    "reference": sens.get("reference", "max"),
                     "rows": v["subnets"], "predictors": v.get("predictors", {})}
         rows.append((name, original, before, after, secs, pred))
     return rows
@@ -169,11 +170,11 @@ def main():
                   "training images), then `validate-accuracy --samples N`: N random subnets "
                   "(`random:1..N`) evaluated for real on the test split (BatchNorm recalibrated) "
                   "against the default prediction (multiplicative, masked). Target: Kendall tau >= 0.8.", "",
-                  "| model | probes | probe images | probing time | samples | Kendall tau | "
-                  "Spearman rho | RMSE (points) | target |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| model | reference | probes | probe images | probing time | samples | "
+                  "Kendall tau | Spearman rho | RMSE (points) | target |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for name, p in preds:
-            lines.append(f"| {name} | {p['probes']} | {p['probe_images']} | "
+            lines.append(f"| {name} | {p['reference']} | {p['probes']} | {p['probe_images']} | "
                          f"{p['probe_secs']:.0f} s | {p['samples']} | {p['tau']:.3f} | "
                          f"{p['rho']:.3f} | {100 * p['rmse']:.2f} | "
                          f"{'met' if p['tau'] >= 0.8 else 'missed'} |")
@@ -182,7 +183,7 @@ def main():
         lines += ["Each refinement of pure additivity scored on the same subnets (Kendall tau / "
                   "RMSE in points). *masked*: a width group or kernel inside a skippable block "
                   "counts only while the block is kept; *multiplicative*: retentions "
-                  "(accuracy / max-subnet accuracy) multiply instead of deltas adding. The "
+                  "(accuracy / reference accuracy) multiply instead of deltas adding. The "
                   "default is `multiplicative_masked`.", "",
                   "| model | " + " | ".join(names) + " |",
                   "|---|" + "---|" * len(names)]

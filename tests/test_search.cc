@@ -68,16 +68,19 @@ TEST(LatencyModel, EqualsTheDerivedGraphPrediction) {
   }
 }
 
+// A made-up accuracy function of the config, additive over widths and resolution: each probe's
+// value is what it returns.
+double made_up_accuracy(const supernet::Supernet& s, const supernet::SubnetConfig& c) {
+  double a = 0.9;
+  for (auto& [g, w] : c.widths) a -= 0.001 * static_cast<double>(s.space().group(g)->size - w);
+  if (c.resolution) a -= 0.0005 * static_cast<double>(s.space().resolution - c.resolution);
+  return a;
+}
+
 TEST(Sensitivity, PredictionReproducesItsProbesComposesAndMasksSkippedBlocks) {
   supernet::Supernet s(import_onnx(reference("resnet_fm")), {});
   auto pos = supernet::positions(s.space());
-  // A made-up accuracy function of the config: each probe's value is what it returns.
-  auto acc = [&](const supernet::SubnetConfig& c) {
-    double a = 0.9;
-    for (auto& [g, w] : c.widths) a -= 0.001 * static_cast<double>(s.space().group(g)->size - w);
-    if (c.resolution) a -= 0.0005 * static_cast<double>(s.space().resolution - c.resolution);
-    return a;
-  };
+  auto acc = [&](const supernet::SubnetConfig& c) { return made_up_accuracy(s, c); };
   search::SensitivityTable t = search::measure_sensitivity(s.space(), acc);
   size_t expect = 0;
   for (const auto& p : pos) expect += p.choices.size() - 1;
@@ -133,6 +136,45 @@ TEST(Sensitivity, PredictionReproducesItsProbesComposesAndMasksSkippedBlocks) {
                        .predict(supernet::SubnetCode(pos.size(), 0)),
                    m.predict(supernet::SubnetCode(pos.size(), 0)));
   fs::remove_all(dir);
+}
+
+TEST(Sensitivity, MidReferenceProbesEveryOtherValueAndIsExactOnAdditiveAccuracy) {
+  supernet::Supernet s(import_onnx(reference("resnet_fm")), {});
+  auto pos = supernet::positions(s.space());
+  auto acc = [&](const supernet::SubnetConfig& c) { return made_up_accuracy(s, c); };
+  search::SensitivityTable t = search::measure_sensitivity(s.space(), acc, {}, "mid");
+  EXPECT_EQ(t.reference, "mid");
+  // The same number of probes as from max: every value but the reference's own.
+  size_t expect = 0;
+  for (const auto& p : pos) expect += p.choices.size() - 1;
+  EXPECT_EQ(t.entries.size(), expect);
+  // The reference keeps every block and takes the middle of everything else.
+  supernet::SubnetCode ref = search::reference_code(pos, "mid");
+  supernet::SubnetConfig rc = supernet::decode(pos, ref);
+  EXPECT_DOUBLE_EQ(t.base_accuracy, acc(rc));
+  for (size_t i = 0; i < pos.size(); ++i) {
+    if (pos[i].kind == supernet::Position::Kind::Depth) {
+      EXPECT_EQ(ref[i], pos[i].choices.size() - 1);
+    }
+  }
+  EXPECT_GT(
+      std::count_if(t.entries.begin(), t.entries.end(), [](const auto& e) { return e.delta > 0; }),
+      0)
+      << "wider than the reference: positive changes";
+  using Comp = search::AccuracyOptions::Composition;
+  search::AccuracyModel m(t, pos, &s.space(), {Comp::Additive, false});
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    supernet::SubnetConfig c = supernet::random_subnet(s.space(), seed);
+    c.depths.clear();
+    EXPECT_NEAR(m.predict(supernet::encode(pos, c)), acc(c), 1e-12);
+  }
+  EXPECT_NEAR(m.predict(supernet::encode(pos, supernet::max_subnet(s.space()))), 0.9, 1e-12);
+  // Saved and loaded with its reference; an unknown one is refused.
+  std::string dir = test::temp_dir("sens_mid");
+  t.save(dir + "/s.json");
+  EXPECT_EQ(search::SensitivityTable::load(dir + "/s.json").reference, "mid");
+  fs::remove_all(dir);
+  EXPECT_THROW(search::reference_code(pos, "median"), Error);
 }
 
 TEST(Evolution, FitsBudgetsIsDeterministicAndParetoOptimal) {

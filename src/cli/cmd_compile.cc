@@ -44,6 +44,7 @@ struct CompileArgs {
   bool dump_ir = false;
   int threads = 0;
   size_t probe_images = 3000;
+  std::string sensitivity_reference = search::kDefaultReference;
   SpaceFlags space;
   DataFlags data;
   TrainFlags train;
@@ -182,10 +183,11 @@ void compile(const CompileArgs& a) {
 
   // sensitivity (accuracy predictor)
   t0 = std::chrono::steady_clock::now();
-  std::string h_sens = fnv(h_finetune + "|" + a.data.spec + "|" + std::to_string(a.probe_images));
+  std::string h_sens = fnv(h_finetune + "|" + a.data.spec + "|" + std::to_string(a.probe_images) +
+                           "|" + a.sensitivity_reference);
   if (!rec.done("sensitivity", h_sens) || !fs::exists(sensitivity_path(dir))) {
     rerun_from("sensitivity");
-    measure_sensitivity(s, dir, a.data, a.probe_images);
+    measure_sensitivity(s, dir, a.data, a.probe_images, a.sensitivity_reference);
     rec.finish("sensitivity", h_sens, since(t0));
   } else {
     spdlog::info("[sensitivity] reusing {}", sensitivity_path(dir));
@@ -291,17 +293,17 @@ void compile(const CompileArgs& a) {
     nlohmann::json stages = nlohmann::json::object();
     for (const auto& st : order) stages[st] = rec.seconds(st);
     stages["export"] = since(t0);
-    nlohmann::json manifest = {
-        {"format", "autotailor-manifest"},
-        {"model", a.model},
-        {"device", device.name},
-        {"device_kind", device.kind},
-        {"estimated_latency", estimated},
-        {"accuracy_metric", sens.metric},
-        {"max_subnet",
-         {{"predicted_latency_ms", max_ms}, {"predicted_accuracy", sens.base_accuracy}}},
-        {"variants", variants},
-        {"stage_seconds", stages}};
+    nlohmann::json manifest = {{"format", "autotailor-manifest"},
+                               {"model", a.model},
+                               {"device", device.name},
+                               {"device_kind", device.kind},
+                               {"estimated_latency", estimated},
+                               {"accuracy_metric", sens.metric},
+                               {"max_subnet",
+                                {{"predicted_latency_ms", max_ms},
+                                 {"predicted_accuracy", found["max_subnet"]["accuracy"]}}},
+                               {"variants", variants},
+                               {"stage_seconds", stages}};
     write_file_atomic((fs::path(dir) / "manifest.json").string(), manifest.dump(2) + "\n");
     write_file_atomic((fs::path(dir) / "report.html").string(),
                       render_report(manifest, found, sens, lat, lut));
@@ -344,6 +346,9 @@ void add_compile(CLI::App& app) {
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--probe-images", a->probe_images, "Held-out images per sensitivity probe")
       ->check(CLI::Range(16, 1000000));
+  cmd->add_option("--sensitivity-reference", a->sensitivity_reference,
+                  "Subnet the sensitivity probes start from: max or mid")
+      ->check(CLI::IsMember({"max", "mid"}));
   cmd->add_option("--population", a->evolution.population)->check(CLI::Range(2, 100000));
   cmd->add_option("--generations", a->evolution.generations)->check(CLI::Range(0, 100000));
   cmd->add_option("--search-seed", a->evolution.seed);

@@ -79,20 +79,22 @@ size_t AccuracyProbe::images() const {
 }
 
 search::SensitivityTable measure_sensitivity(const supernet::Supernet& s, const std::string& dir,
-                                             const DataFlags& flags, size_t probe_images) {
+                                             const DataFlags& flags, size_t probe_images,
+                                             const std::string& reference) {
   AccuracyProbe probe(s, dir, flags, probe_images);
   size_t total = 1;
   for (const auto& p : supernet::positions(s.space())) total += p.choices.size() - 1;
   Progress progress("probing", total);
   search::SensitivityTable t = search::measure_sensitivity(
       s.space(), [&](const supernet::SubnetConfig& c) { return probe(c); },
-      [&](size_t done, size_t) { progress.step(done); });
+      [&](size_t done, size_t) { progress.step(done); }, reference);
   t.metric = probe.has_data() ? "top1" : "agreement";
   t.probe_images = probe.images();
   t.save(sensitivity_path(dir));
-  spdlog::info("wrote {}: {} probes on {} {} images in {:.1f} s (max subnet {:.2f}%){}",
+  spdlog::info("wrote {}: {} probes on {} {} images in {:.1f} s ({} subnet {:.2f}%){}",
                sensitivity_path(dir), t.entries.size() + 1, t.probe_images,
-               probe.has_data() ? "held-out" : "synthetic", t.seconds, 100 * t.base_accuracy,
+               probe.has_data() ? "held-out" : "synthetic", t.seconds, reference,
+               100 * t.base_accuracy,
                probe.has_data() ? "" : "; no data: agreement with the max subnet, a proxy");
   return t;
 }
@@ -184,26 +186,27 @@ nlohmann::json run_search(const supernet::Supernet& tuned, const std::string& di
   }
   for (const auto& c : r.pareto) front.push_back(cand(c));
   double rate = r.seconds > 0 ? static_cast<double>(r.evaluations) / r.seconds : 0;
-  nlohmann::json out = {{"format", "autotailor-search"},
-                        {"device", lut.device},
-                        {"estimated_latency", estimated},
-                        {"accuracy_metric", t.metric},
-                        {"max_subnet",
-                         {{"latency_ms", lm.predict(supernet::max_subnet(s.space()))},
-                          {"accuracy", t.base_accuracy}}},
-                        {"options",
-                         {{"strategy", eo.strategy},
-                          {"population", eo.population},
-                          {"generations", eo.generations},
-                          {"parent_ratio", eo.parent_ratio},
-                          {"mutation_ratio", eo.mutation_ratio},
-                          {"mutate_prob", eo.mutate_prob},
-                          {"seed", eo.seed}}},
-                        {"evaluations", r.evaluations},
-                        {"seconds", r.seconds},
-                        {"evaluations_per_second", rate},
-                        {"results", results},
-                        {"pareto", front}};
+  nlohmann::json out = {
+      {"format", "autotailor-search"},
+      {"device", lut.device},
+      {"estimated_latency", estimated},
+      {"accuracy_metric", t.metric},
+      {"max_subnet",
+       {{"latency_ms", lm.predict(supernet::max_subnet(s.space()))},
+        {"accuracy", am.predict(supernet::encode(pos, supernet::max_subnet(s.space())))}}},
+      {"options",
+       {{"strategy", eo.strategy},
+        {"population", eo.population},
+        {"generations", eo.generations},
+        {"parent_ratio", eo.parent_ratio},
+        {"mutation_ratio", eo.mutation_ratio},
+        {"mutate_prob", eo.mutate_prob},
+        {"seed", eo.seed}}},
+      {"evaluations", r.evaluations},
+      {"seconds", r.seconds},
+      {"evaluations_per_second", rate},
+      {"results", results},
+      {"pareto", front}};
   spdlog::info(
       "searched {} budget(s): {} candidate evaluations in {:.2f} s ({:.0f}/s), Pareto "
       "front of {}",
@@ -217,10 +220,15 @@ void add_search(CLI::App& app) {
       std::string dir;
       DataFlags data;
       size_t probe_images = 3000;
+      std::string reference = search::kDefaultReference;
     };
     auto a = std::make_shared<Args>();
     auto* cmd = app.add_subcommand(
         "sensitivity", "Measure the accuracy predictor's table (one probe per modification)");
+    cmd->add_option("--reference", a->reference,
+                    "Subnet the modifications are probed from: max, or mid (middle widths, "
+                    "kernels and resolution, every block kept)")
+        ->check(CLI::IsMember({"max", "mid"}));
     cmd->add_option("dir", a->dir, "Directory made by `supernet` or `compile`")->required();
     a->data.add(cmd, false);
     cmd->add_option("--probe-images", a->probe_images, "Held-out images per probe")
@@ -231,7 +239,7 @@ void add_search(CLI::App& app) {
         spdlog::warn(
             "no --data: sensitivity measured as agreement with the max subnet on "
             "synthetic inputs (a proxy, not accuracy)");
-      measure_sensitivity(s, a->dir, a->data, a->probe_images);
+      measure_sensitivity(s, a->dir, a->data, a->probe_images, a->reference);
     });
   }
   {

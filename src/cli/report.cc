@@ -248,10 +248,10 @@ std::string render_report(const nlohmann::json& manifest, const nlohmann::json& 
        "kind, before the per-model calibration.</p>\n";
   h += breakdown_svg(manifest, lat, lut);
   h += fmt::format(
-      "<h2>Sensitivity</h2>\n<p>The {} modifications that cost the most {} "
+      "<h2>Sensitivity</h2>\n<p>The {} modifications of the {} subnet that cost the most {} "
       "({} probes on {} images, {:.0f} s).</p>\n",
-      std::min<size_t>(20, sens.entries.size()), metric, sens.entries.size() + 1, sens.probe_images,
-      sens.seconds);
+      std::min<size_t>(20, sens.entries.size()), sens.reference, metric, sens.entries.size() + 1,
+      sens.probe_images, sens.seconds);
   h += sensitivity_svg(sens);
   h += "</body></html>\n";
   return h;

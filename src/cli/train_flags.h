@@ -86,7 +86,8 @@ nlohmann::json finetune_dir(const std::string& dir, const DataFlags& flags,
 std::string sensitivity_path(const std::string& dir);
 // `sensitivity`: measures and writes DIR/sensitivity.json (no data: the agreement proxy).
 search::SensitivityTable measure_sensitivity(const supernet::Supernet& s, const std::string& dir,
-                                             const DataFlags& flags, size_t probe_images);
+                                             const DataFlags& flags, size_t probe_images,
+                                             const std::string& reference);
 // `search`: the evolutionary search on DIR's LUT and sensitivity table; the search.json record.
 nlohmann::json run_search(const supernet::Supernet& s, const std::string& dir,
                           const std::string& device, std::vector<double> budgets,

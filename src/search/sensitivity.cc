@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -21,23 +22,38 @@ supernet::Position::Kind kind_from(const std::string& k, const std::string& sour
 
 }  // namespace
 
+supernet::SubnetCode reference_code(const std::vector<supernet::Position>& pos,
+                                    const std::string& reference) {
+  if (reference != "max" && reference != "mid")
+    fail("unknown sensitivity reference '{}' (max or mid)", reference);
+  supernet::SubnetCode code(pos.size());
+  for (size_t i = 0; i < pos.size(); ++i) {
+    const size_t n = pos[i].choices.size();
+    // mid keeps every block: a width or kernel inside a block is only measurable while it runs.
+    bool last = reference == "max" || pos[i].kind == supernet::Position::Kind::Depth;
+    code[i] = static_cast<uint8_t>(last ? n - 1 : n / 2);
+  }
+  return code;
+}
+
 SensitivityTable measure_sensitivity(
     const supernet::SearchSpace& s,
     const std::function<double(const supernet::SubnetConfig&)>& accuracy,
-    const std::function<void(size_t, size_t)>& progress) {
+    const std::function<void(size_t, size_t)>& progress, const std::string& reference) {
   auto start = std::chrono::steady_clock::now();
   std::vector<supernet::Position> pos = supernet::positions(s);
-  supernet::SubnetConfig max = supernet::max_subnet(s);
-  supernet::SubnetCode max_code = supernet::encode(pos, max);
+  supernet::SubnetCode ref = reference_code(pos, reference);
   size_t total = 1;
   for (const auto& p : pos) total += p.choices.size() - 1;
   SensitivityTable t;
-  t.base_accuracy = accuracy(max);
+  t.reference = reference;
+  t.base_accuracy = accuracy(supernet::decode(pos, ref));
   size_t done = 1;
   if (progress) progress(done, total);
   for (size_t i = 0; i < pos.size(); ++i) {
-    for (size_t c = 0; c + 1 < pos[i].choices.size(); ++c) {
-      supernet::SubnetCode code = max_code;
+    for (size_t c = 0; c < pos[i].choices.size(); ++c) {
+      if (c == ref[i]) continue;
+      supernet::SubnetCode code = ref;
       code[i] = static_cast<uint8_t>(c);
       double a = accuracy(supernet::decode(pos, code));
       t.entries.push_back({pos[i].kind, pos[i].name, pos[i].choices[c], a, a - t.base_accuracy});
@@ -54,6 +70,7 @@ SensitivityTable SensitivityTable::load(const std::string& path) {
   SensitivityTable t;
   try {
     t.metric = j.at("metric").get<std::string>();
+    t.reference = j.value("reference", std::string("max"));
     t.base_accuracy = j.at("base_accuracy").get<double>();
     t.probe_images = j.at("probe_images").get<size_t>();
     t.seconds = j.value("seconds", 0.0);
@@ -77,6 +94,7 @@ void SensitivityTable::save(const std::string& path) const {
                   {"delta", e.delta}});
   nlohmann::json j = {{"format", "autotailor-sensitivity"},
                       {"metric", metric},
+                      {"reference", reference},
                       {"base_accuracy", base_accuracy},
                       {"probe_images", probe_images},
                       {"probes", entries.size() + 1},
@@ -90,10 +108,12 @@ AccuracyModel::AccuracyModel(const SensitivityTable& t, const std::vector<supern
     : base_(t.base_accuracy), options_(options) {
   delta_.resize(pos.size());
   ratio_.resize(pos.size());
+  const supernet::SubnetCode ref = reference_code(pos, t.reference);
   for (size_t i = 0; i < pos.size(); ++i) {
     delta_[i].assign(pos[i].choices.size(), 0.0);
     ratio_[i].assign(pos[i].choices.size(), 1.0);
-    for (size_t c = 0; c + 1 < pos[i].choices.size(); ++c) {
+    for (size_t c = 0; c < pos[i].choices.size(); ++c) {
+      if (c == ref[i]) continue;
       auto it = std::find_if(t.entries.begin(), t.entries.end(), [&](const auto& e) {
         return e.kind == pos[i].kind && e.name == pos[i].name && e.value == pos[i].choices[c];
       });
@@ -161,7 +181,8 @@ double AccuracyModel::predict(const supernet::SubnetCode& code) const {
     else
       sum += delta_[i][code[i]];
   }
-  return mult ? base_ * prod : base_ + sum;
+  // Accuracy (or agreement) is a share: changes from a mid reference may compound past 1.
+  return std::clamp(mult ? base_ * prod : base_ + sum, 0.0, 1.0);
 }
 
 }  // namespace autotailor::search

@@ -12,9 +12,12 @@
 
 namespace autotailor::search {
 
-// The learning-free accuracy predictor ("modification sensitivity"): the max subnet's accuracy
-// on the probe images, and for every elastic position and non-maximal value the accuracy with
-// only that modification. predicted = base + sum of the changes of a subnet's modifications.
+// The learning-free accuracy predictor ("modification sensitivity"): a reference subnet's
+// accuracy on the probe images, and for every elastic position and every other value the
+// accuracy with only that modification. predicted = base + sum of the changes of a subnet's
+// modifications. The reference is the max subnet (AutoTailor's choice) or "mid": the middle
+// choice of every width, kernel and the resolution with every block kept, which sits where
+// random and searched subnets live, so the changes compose with less interaction.
 struct SensitivityTable {
   struct Entry {
     supernet::Position::Kind kind;
@@ -25,6 +28,7 @@ struct SensitivityTable {
   // "top1": accuracy on held-out labelled images; "agreement": without data, the share of
   // synthetic inputs on which the subnet's top-1 class equals the max subnet's (a proxy).
   std::string metric = "top1";
+  std::string reference = "max";  // "max" or "mid"
   double base_accuracy = 0;
   size_t probe_images = 0;
   double seconds = 0;
@@ -39,7 +43,14 @@ struct SensitivityTable {
 SensitivityTable measure_sensitivity(
     const supernet::SearchSpace& s,
     const std::function<double(const supernet::SubnetConfig&)>& accuracy,
-    const std::function<void(size_t, size_t)>& progress = {});
+    const std::function<void(size_t, size_t)>& progress = {}, const std::string& reference = "max");
+
+// What `sensitivity` and `compile` probe from unless told otherwise.
+inline constexpr const char* kDefaultReference = "mid";
+
+// The reference subnet's choice index per position ("max" or "mid", see SensitivityTable).
+supernet::SubnetCode reference_code(const std::vector<supernet::Position>& positions,
+                                    const std::string& reference);
 
 // How the single-modification measurements combine into a subnet's prediction.
 struct AccuracyOptions {
