@@ -255,6 +255,11 @@ void check_window_ranks(const onnx::ModelProto& m, const std::string& source) {
     if (rx >= 0 && rx < 3) bad(fmt::format("X has rank {}, needs at least 3 (N, C, spatial)", rx));
     if (rx >= 0 && rw >= 0 && rx != rw) bad(fmt::format("X has rank {} but W has rank {}", rx, rw));
     if (rx < 0) continue;
+    // libonnx 1.12 reads MaxUnpool's channel count from I's second dimension unchecked (a SEGV
+    // when I's rank is short or unknown, found by the fuzzer). I has X's shape.
+    if (n.op_type() == "MaxUnpool" && known(1) != rx)
+      bad(known(1) < 0 ? std::string("the rank of I (the indices) is unknown; it must be X's")
+                       : fmt::format("I (the indices) has rank {} but X has rank {}", known(1), rx));
     for (const onnx::AttributeProto& a : n.attribute()) {
       const std::string& an = a.name();
       int spatial = rx - 2, got = a.ints_size();
