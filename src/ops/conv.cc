@@ -89,7 +89,8 @@ void conv_channels(supernet::ChannelContext& c) {
     return c.freeze_all("grouped convolution with inconsistent shapes");
   if (groups == cin && w[1] == 1 && cin > 1) {
     supernet::Layout y = x;
-    y.inner = x.inner * (cout / cin);
+    if (__builtin_mul_overflow(x.inner, cout / cin, &y.inner))
+      return c.freeze_all("depthwise convolution of an impossible size");
     c.bind(1, 0, y, R::Consumer);
     if (c.has_in(2)) c.bind(2, 0, y, R::PassThrough);
     return c.set_out(0, y);

@@ -1,6 +1,7 @@
 // Data movement and shape computation: Reshape, Flatten, Transpose, Concat, Split, Slice, Pad,
 // Squeeze, Unsqueeze, Shape, Size, Gather, Cast, CastLike, Constant, ConstantOfShape, EyeLike,
 // Expand, Tile, Range, DepthToSpace, SpaceToDepth.
+#include <cstdint>
 #include <numeric>
 #include <optional>
 
@@ -374,9 +375,12 @@ const RegisterOps reg{
 // features; Concat on the channel axis lays its inputs' channels end to end; Split/Slice on it
 // follow when they cut between whole channel spaces; Squeeze/Unsqueeze/Transpose/Pad move or
 // keep the axis. Anything else (a channel shuffle, a cut through a space) freezes.
+// The product of the dimensions from `from` on; INT64_MIN (which no dimension equals) when it
+// overflows, as absurd declared shapes can make it.
 int64_t tail_product(const ir::Shape& s, size_t from) {
   int64_t p = 1;
-  for (size_t i = from; i < s.size(); ++i) p *= s[i];
+  for (size_t i = from; i < s.size(); ++i)
+    if (__builtin_mul_overflow(p, s[i], &p)) return INT64_MIN;
   return p;
 }
 
@@ -394,7 +398,8 @@ bool same_dims(const ir::Shape& a, size_t from_a, const ir::Shape& b, size_t fro
 void flatten_like(supernet::ChannelContext& c, const ir::Shape& x, const ir::Shape& y) {
   const supernet::Layout& l = c.in(0);
   if (l.valid() && l.axis == 2 && x.size() >= 3 && y.size() + 1 == x.size() && y[0] == x[0] &&
-      y[1] == x[1] * x[2] && same_dims(y, 2, x, 3)) {
+      x[1] > 0 && x[1] <= 4096 && x[2] > 0 &&
+      y[1] == tail_product(ir::Shape(x.begin() + 1, x.begin() + 3), 0) && same_dims(y, 2, x, 3)) {
     supernet::Layout out = l;
     out.axis = 1;
     out.segments.clear();
@@ -408,15 +413,16 @@ void flatten_like(supernet::ChannelContext& c, const ir::Shape& x, const ir::Sha
     return c.pass_through();
   for (size_t k = 2; y.size() >= 2 && k < x.size(); ++k) {
     // [N, C, d2..dk, rest] -> [N, C*d2*..*dk, rest]
-    int64_t merged = x[1] * tail_product(ir::Shape(x.begin() + 2, x.begin() + k + 1), 0);
-    if (y[0] == x[0] && y[1] == merged && same_dims(y, 2, x, k + 1)) {
+    int64_t merged = tail_product(ir::Shape(x.begin() + 1, x.begin() + k + 1), 0);
+    if (x[1] > 0 && merged > 0 && y[0] == x[0] && y[1] == merged && same_dims(y, 2, x, k + 1)) {
       supernet::Layout out = l;
-      out.inner = l.inner * (merged / x[1]);
+      if (__builtin_mul_overflow(l.inner, merged / x[1], &out.inner))
+        return c.freeze_all("reshape to an impossible size");
       return c.set_out(0, out);
     }
   }
-  if (y.size() == x.size() + 1 && y[0] == x[0] && y[1] > 0 && y[1] * y[2] == x[1] &&
-      same_dims(y, 3, x, 2)) {
+  if (y.size() == x.size() + 1 && y[0] == x[0] && y[1] > 0 && x[1] % y[1] == 0 &&
+      x[1] / y[1] == y[2] && same_dims(y, 3, x, 2)) {
     std::vector<supernet::Layout> parts;
     if (!c.state.chunks(l, y[1], parts))
       return c.freeze_all("a channel shuffle's groups cut inside a channel space");
