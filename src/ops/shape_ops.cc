@@ -1,6 +1,7 @@
 // Data movement and shape computation: Reshape, Flatten, Transpose, Concat, Split, Slice, Pad,
 // Squeeze, Unsqueeze, Shape, Size, Gather, Cast, CastLike, Constant, ConstantOfShape, EyeLike,
 // Expand, Tile, Range, DepthToSpace, SpaceToDepth.
+#include <algorithm>
 #include <cstdint>
 #include <numeric>
 #include <optional>
@@ -375,11 +376,11 @@ const RegisterOps reg{
 // features; Concat on the channel axis lays its inputs' channels end to end; Split/Slice on it
 // follow when they cut between whole channel spaces; Squeeze/Unsqueeze/Transpose/Pad move or
 // keep the axis. Anything else (a channel shuffle, a cut through a space) freezes.
-// The product of the dimensions from `from` on; INT64_MIN (which no dimension equals) when it
-// overflows, as absurd declared shapes can make it.
-int64_t tail_product(const ir::Shape& s, size_t from) {
+// The product of dimensions [from, to) (to the end by default); INT64_MIN (which no dimension
+// equals) when it overflows, as absurd declared shapes can make it.
+int64_t tail_product(const ir::Shape& s, size_t from, size_t to = SIZE_MAX) {
   int64_t p = 1;
-  for (size_t i = from; i < s.size(); ++i)
+  for (size_t i = from; i < std::min(to, s.size()); ++i)
     if (__builtin_mul_overflow(p, s[i], &p)) return INT64_MIN;
   return p;
 }
@@ -398,8 +399,8 @@ bool same_dims(const ir::Shape& a, size_t from_a, const ir::Shape& b, size_t fro
 void flatten_like(supernet::ChannelContext& c, const ir::Shape& x, const ir::Shape& y) {
   const supernet::Layout& l = c.in(0);
   if (l.valid() && l.axis == 2 && x.size() >= 3 && y.size() + 1 == x.size() && y[0] == x[0] &&
-      x[1] > 0 && x[1] <= 4096 && x[2] > 0 &&
-      y[1] == tail_product(ir::Shape(x.begin() + 1, x.begin() + 3), 0) && same_dims(y, 2, x, 3)) {
+      x[1] > 0 && x[1] <= 4096 && x[2] > 0 && y[1] == tail_product(x, 1, 3) &&
+      same_dims(y, 2, x, 3)) {
     supernet::Layout out = l;
     out.axis = 1;
     out.segments.clear();
@@ -413,7 +414,7 @@ void flatten_like(supernet::ChannelContext& c, const ir::Shape& x, const ir::Sha
     return c.pass_through();
   for (size_t k = 2; y.size() >= 2 && k < x.size(); ++k) {
     // [N, C, d2..dk, rest] -> [N, C*d2*..*dk, rest]
-    int64_t merged = tail_product(ir::Shape(x.begin() + 1, x.begin() + k + 1), 0);
+    int64_t merged = tail_product(x, 1, k + 1);
     if (x[1] > 0 && merged > 0 && y[0] == x[0] && y[1] == merged && same_dims(y, 2, x, k + 1)) {
       supernet::Layout out = l;
       if (__builtin_mul_overflow(l.inner, merged / x[1], &out.inner))

@@ -224,6 +224,13 @@ std::shared_ptr<ir::Graph> Supernet::derive(const SubnetConfig& c) const {
     t.shape[b.axis] = static_cast<int64_t>(idx.size());
   }
 
+  // Positions a layout keeps along its axis (kept channels x inner).
+  auto kept = [&](const Layout& l) {
+    int64_t k = 0;
+    for (const Segment& seg : l.segments) k += kept_of_space[seg.space];
+    return k * l.inner;
+  };
+
   // A Split along the channels gives each output the kept widths of the spaces it carries.
   for (ir::Node& n : g->nodes) {
     if (n.op_type != "Split" || n.inputs.empty()) continue;
@@ -246,9 +253,7 @@ std::shared_ptr<ir::Graph> Supernet::derive(const SubnetConfig& c) const {
         sizes.push_back(src.tensor(o).shape[axis]);
         continue;
       }
-      int64_t k = 0;
-      for (const Segment& seg : l.segments) k += kept_of_space[seg.space];
-      sizes.push_back(k * l.inner);
+      sizes.push_back(kept(l));
       changed |= sizes.back() != src.tensor(o).shape[axis];
     }
     if (!usable || !changed) continue;
@@ -279,11 +284,6 @@ std::shared_ptr<ir::Graph> Supernet::derive(const SubnetConfig& c) const {
   }
 
   // A Slice along the channels moves its bounds to the kept channels before and inside it.
-  auto kept = [&](const Layout& l) {
-    int64_t k = 0;
-    for (const Segment& seg : l.segments) k += kept_of_space[seg.space];
-    return k * l.inner;
-  };
   for (ir::Node& n : g->nodes) {
     if (n.op_type != "Slice" || n.inputs.empty() || n.outputs.empty()) continue;
     const Layout& in = st.layouts[n.inputs[0]];
