@@ -8,6 +8,7 @@
 #include <set>
 
 #include "autotailor/common/error.h"
+#include "autotailor/exec/executor.h"
 #include "autotailor/exec/timing.h"
 #include "autotailor/import/onnx_import.h"
 #include "autotailor/latency/bundle.h"
@@ -55,6 +56,86 @@ TEST(LatencyTable, RoundTripAndMissingEntries) {
   auto p = latency::predict(s, back, supernet::max_subnet(s.space()));
   EXPECT_NEAR(p.latency_ms, 0.25 + 1.1 * 0.5 * static_cast<double>(p.steps.size()), 1e-9);
   EXPECT_THROW(latency::predict(s, back, supernet::min_subnet(s.space())), Error);
+}
+
+// Fusion-rule detection: the kinds steps are grouped by, the sampled boundaries bundled as
+// two-step models, and the rules fitted on their measurements.
+TEST(FusionRules, StepKindsAndSampledEdges) {
+  Supernet s(import_onnx(test::fixture("mobilenet_v2.onnx")), {});
+  latency::SpaceConfigs cs = latency::unique_configs(s);
+  std::set<std::string> kinds, keys;
+  for (const auto& c : cs.configs) {
+    kinds.insert(latency::step_kind(c.key));
+    keys.insert(c.key);
+  }
+  for (const char* k : {"Conv", "DepthwiseConv", "GlobalAveragePool", "Gemm"})
+    EXPECT_TRUE(kinds.count(k)) << k;
+  EXPECT_FALSE(kinds.count("GroupConv"));
+  EXPECT_EQ(latency::step_kind("Conv+Relu|1x64x8x8,c64x32x3x3,c64|group=2;pads=[1,1,1,1]"),
+            "GroupConv");
+  EXPECT_EQ(latency::step_kind("MaxPool|1x64x8x8|kernel_shape=[3,3]"), "MaxPool");
+
+  ASSERT_FALSE(cs.edges.empty());
+  EXPECT_GT(cs.unique_edges, cs.edges.size()) << "a sample, not every boundary";
+  std::map<std::pair<std::string, std::string>, int> per;
+  for (const auto& e : cs.edges) {
+    EXPECT_TRUE(keys.count(e.producer) && keys.count(e.consumer)) << e.key;
+    EXPECT_EQ(e.producer_kind, latency::step_kind(e.producer));
+    EXPECT_GT(e.bytes, 0);
+    ++per[{e.producer_kind, e.consumer_kind}];
+  }
+  for (const auto& [k, n] : per) EXPECT_LE(n, static_cast<int>(latency::kEdgesPerKindPair));
+  EXPECT_TRUE(per.count({"Conv", "DepthwiseConv"}));
+  EXPECT_TRUE(per.count({"DepthwiseConv", "Conv"}));
+  // A pair model holds both steps and runs: the producer's output stays inside it.
+  const latency::EdgeConfig& e = cs.edges.front();
+  std::vector<std::string> ks = latency::step_keys(*e.graph);
+  EXPECT_EQ(ks.size(), 2u) << e.key;
+  exec::Executor ex(e.graph);
+  EXPECT_NO_THROW(ex.run(exec::random_inputs(*e.graph, 1, 0, true)));
+}
+
+TEST(FusionRules, FitDetectClampAndRoundTrip) {
+  const std::string conv = "Conv|1x8x4x4,c8x8x1x1,c8|group=1", dw = "Conv|1x8x4x4,c8x1x3x3|group=8",
+                    pool = "MaxPool|1x8x4x4|kernel_shape=[2,2]";
+  latency::LatencyTable t;
+  t.method = "import";
+  t.entries[conv] = {0.5, 0.5, 0.5, 10, false};
+  t.entries[dw] = {0.3, 0.3, 0.3, 10, false};
+  t.entries[pool] = {0.2, 0.2, 0.2, 10, false};
+  // conv -> dw saves 0.01 ms + 0.02 ms/MB; one pair badly timed does not tilt the fit.
+  for (int k = 1; k <= 7; ++k) {
+    double saving = k == 4 ? 0.5 : 0.01 + 0.02 * k;
+    t.pairs["cd" + std::to_string(k)] = {conv, dw, k * 1000000, 0.8 - saving};
+  }
+  // conv -> pool saves nothing, within noise.
+  for (int k = 1; k <= 4; ++k)
+    t.pairs["cp" + std::to_string(k)] = {conv, pool, k * 1000000, 0.7 + (k % 2 ? 0.001 : -0.001)};
+  t.fit_fusion_rules();
+  ASSERT_EQ(t.rules.size(), 2u);
+  const latency::FusionRule* cd = nullptr;
+  for (const auto& r : t.rules)
+    if (r.consumer == "DepthwiseConv") cd = &r;
+  ASSERT_NE(cd, nullptr);
+  EXPECT_EQ(cd->producer, "Conv");
+  EXPECT_EQ(cd->pairs, 7);
+  EXPECT_TRUE(cd->detected);
+  EXPECT_NEAR(cd->ms_per_mb, 0.02, 1e-9);
+  EXPECT_NEAR(cd->intercept_ms, 0.01, 1e-9);
+  EXPECT_NEAR(cd->max_share, 0.5 / 0.8, 1e-9);
+  EXPECT_NEAR(t.boundary_saving("Conv", "DepthwiseConv", 2000000, 0.8), 0.05, 1e-9);
+  // Clamped to the largest share measured, and never negative.
+  EXPECT_NEAR(t.boundary_saving("Conv", "DepthwiseConv", 100000000, 0.8), 0.5, 1e-9);
+  EXPECT_EQ(t.boundary_saving("Conv", "MaxPool", 2000000, 0.7), 0.0) << "not detected";
+  EXPECT_EQ(t.boundary_saving("DepthwiseConv", "Conv", 2000000, 0.7), 0.0) << "no rule";
+
+  std::string dir = test::temp_dir("fusion_lut");
+  t.save(dir + "/lut.json");
+  latency::LatencyTable back = latency::LatencyTable::load(dir + "/lut.json");
+  EXPECT_EQ(back.pairs.size(), t.pairs.size());
+  ASSERT_EQ(back.rules.size(), 2u);
+  EXPECT_NEAR(back.boundary_saving("Conv", "DepthwiseConv", 2000000, 0.8), 0.05, 1e-9);
+  std::filesystem::remove_all(dir);
 }
 
 // A small space of mobilenet_v3_small (two widths per group, nothing else elastic), so that
@@ -113,7 +194,7 @@ TEST(LatencyCli, BundleShardsImportAndCompareWithDirectProfiling) {
   auto host = nlohmann::json::parse(test::slurp(sn + "/lut_host.json"));
   EXPECT_EQ(host["method"], "isolated");
   std::vector<std::string> csvs;
-  size_t models = 0;
+  size_t models = 0, pairs = 0;
   for (int shard = 0; shard < 2; ++shard) {
     std::string b = dir + "/bundle" + std::to_string(shard);
     auto r = test::run_cli("profile " + sn + " --device exynos1380 --bundle " + b + " --shard " +
@@ -130,14 +211,19 @@ TEST(LatencyCli, BundleShardsImportAndCompareWithDirectProfiling) {
       exec::Executor ex(g);
       exec::Timing t = exec::time_runs(ex, exec::random_inputs(*g, 1, 0, true), 3, 10, 10.0, 100);
       out << e["id"].get<std::string>() << "," << t.runs << "," << t.median_ms << "\n";
-      if (e["id"] != latency::kCallOverheadId) {
+      if (e["id"] == latency::kCallOverheadId) continue;
+      EXPECT_EQ(e["id"], latency::config_id(e["key"].get<std::string>()));
+      if (e.contains("pair")) {
+        ++pairs;  // a two-step model of the fusion-rule test
+        EXPECT_EQ(ex.plan().size(), 2u) << e["key"];
+      } else {
         ++models;
-        EXPECT_EQ(e["id"], latency::config_id(e["key"].get<std::string>()));
       }
     }
     csvs.push_back(csv);
   }
   EXPECT_EQ(models, host["entries"].size()) << "the shards partition the configurations";
+  EXPECT_GT(pairs, 0u);
   auto imp = test::run_cli("profile " + sn + " --device exynos1380 --import " + csvs[0] +
                            " --import " + csvs[1] + " --runtime executor-selftest");
   ASSERT_EQ(imp.status, 0) << imp.err;
@@ -145,6 +231,13 @@ TEST(LatencyCli, BundleShardsImportAndCompareWithDirectProfiling) {
   EXPECT_EQ(lut["method"], "import");
   EXPECT_EQ(lut["runtime"], "executor-selftest");
   ASSERT_EQ(lut["entries"].size(), host["entries"].size());
+  // Every pair model arrived and every pair of kinds got a rule (detected or not).
+  ASSERT_TRUE(lut.contains("fusion"));
+  EXPECT_EQ(lut["fusion"]["pairs"].size(), pairs);
+  std::set<std::pair<std::string, std::string>> kinds;
+  for (const auto& [id, p] : lut["fusion"]["pairs"].items())
+    kinds.insert({latency::step_kind(p["producer"]), latency::step_kind(p["consumer"])});
+  EXPECT_EQ(lut["fusion"]["rules"].size(), kinds.size());
   // Same configurations, same executor: the imported entries agree with direct profiling
   // within timing noise, in the median over configurations.
   std::vector<double> ratio;

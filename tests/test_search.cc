@@ -50,22 +50,32 @@ TEST(Encoding, RoundTripsEveryPosition) {
 }
 
 TEST(LatencyModel, EqualsTheDerivedGraphPrediction) {
-  for (const char* name : {"resnet_fm", "mobilenet_v2_fm"}) {
-    supernet::Supernet s(import_onnx(reference(name)), {});
-    latency::LatencyTable lut = estimated_lut(s);
-    latency::LatencyModel m(s, lut);
-    auto pos = supernet::positions(s.space());
-    std::vector<supernet::SubnetConfig> cs = {supernet::max_subnet(s.space()),
-                                              supernet::min_subnet(s.space()),
-                                              supernet::mid_subnet(s.space())};
-    for (uint64_t seed = 1; seed <= 15; ++seed)
-      cs.push_back(supernet::random_subnet(s.space(), seed));
-    for (const auto& c : cs) {
-      double want = latency::predict(s, lut, c).latency_ms;
-      EXPECT_NEAR(m.predict(c), want, 1e-9 * want) << name;
-      EXPECT_NEAR(m.predict(supernet::encode(pos, c)), want, 1e-9 * want) << name;
+  for (const char* name : {"resnet_fm", "mobilenet_v2_fm"})
+    for (bool fusion : {false, true}) {
+      supernet::Supernet s(import_onnx(reference(name)), {});
+      latency::LatencyTable lut = estimated_lut(s);
+      if (fusion) {
+        // Savings at every boundary between convolutions (and from a conv into anything), as an
+        // imported LUT's detected rules would give.
+        for (const char* consumer : {"Conv", "DepthwiseConv", "GlobalAveragePool", "MaxPool"})
+          lut.rules.push_back({"Conv", consumer, 8, 0.001, 0.05, 0.01, 0.1, 0.5, true});
+        lut.rules.push_back({"DepthwiseConv", "Conv", 8, 0.002, 0.03, 0.01, 0.1, 0.5, true});
+      }
+      latency::LatencyModel m(s, lut);
+      auto pos = supernet::positions(s.space());
+      std::vector<supernet::SubnetConfig> cs = {supernet::max_subnet(s.space()),
+                                                supernet::min_subnet(s.space()),
+                                                supernet::mid_subnet(s.space())};
+      for (uint64_t seed = 1; seed <= 15; ++seed)
+        cs.push_back(supernet::random_subnet(s.space(), seed));
+      for (const auto& c : cs) {
+        latency::Prediction p = latency::predict(s, lut, c);
+        double want = p.latency_ms;
+        EXPECT_NEAR(m.predict(c), want, 1e-9 * want) << name;
+        EXPECT_NEAR(m.predict(supernet::encode(pos, c)), want, 1e-9 * want) << name;
+        EXPECT_EQ(p.fusion_saving_ms > 0.0, fusion) << name;
+      }
     }
-  }
 }
 
 // A made-up accuracy function of the config, additive over widths and resolution: each probe's

@@ -73,10 +73,10 @@ void write_device_bundle(const supernet::Supernet& tuned, const std::string& dev
   latency::BundleInfo b = latency::write_bundle(cs, dev.name, out, i, n);
   spdlog::info(
       "wrote {}/manifest.json: {} of {} operator configurations (shard {}/{}) as standalone "
-      "ONNX models, plus the call-overhead model. Time each on {} (CSV columns "
-      "id,median_ms[,p10_ms,p90_ms,runs]; tools/ort_run.js bundle does it with ONNX Runtime), "
-      "then: autotailor profile DIR --device {} --import RESULTS.csv",
-      out, b.configs, b.total, i, n, dev.name, dev.name);
+      "ONNX models, {} two-step models for the fusion-rule test, and the call-overhead model. "
+      "Time each on {} (CSV columns id,median_ms[,p10_ms,p90_ms,runs]; tools/ort_run.js bundle "
+      "does it with ONNX Runtime), then: autotailor profile DIR --device {} --import RESULTS.csv",
+      out, b.configs, b.total, i, n, b.pairs, dev.name, dev.name);
 }
 
 void import_device_results(const supernet::Supernet& tuned, const std::string& dir,
@@ -90,6 +90,8 @@ void import_device_results(const supernet::Supernet& tuned, const std::string& d
   latency::SpaceConfigs cs = latency::unique_configs(s);
   std::map<std::string, std::string> key_of;
   for (const auto& c : cs.configs) key_of[latency::config_id(c.key)] = c.key;
+  std::map<std::string, const latency::EdgeConfig*> edge_of;
+  for (const auto& e : cs.edges) edge_of[latency::config_id(e.key)] = &e;
   std::string path = latency::lut_path(dir, dev.name);
   latency::LatencyTable lut;
   if (std::filesystem::exists(path)) {
@@ -105,7 +107,7 @@ void import_device_results(const supernet::Supernet& tuned, const std::string& d
   lut.runtime = runtime.empty() ? "imported measurements" : runtime;
   lut.version = AUTOTAILOR_VERSION;
   lut.scale = 1;
-  size_t imported = 0;
+  size_t imported = 0, pairs = 0;
   for (const std::string& csv : csvs) {
     auto rows = latency::read_results_csv(csv);
     double overhead = 0;
@@ -119,6 +121,14 @@ void import_device_results(const supernet::Supernet& tuned, const std::string& d
     }
     for (const auto& [id, e] : rows) {
       if (id == latency::kCallOverheadId) continue;
+      auto pe = edge_of.find(id);
+      if (pe != edge_of.end()) {
+        const latency::EdgeConfig& edge = *pe->second;
+        lut.pairs[id] = {edge.producer, edge.consumer, edge.bytes,
+                         std::max(0.0, e.median_ms - overhead)};
+        ++pairs;
+        continue;
+      }
       auto k = key_of.find(id);
       if (k == key_of.end())
         fail("{}: id {} is not an operator configuration of {} (a bundle of another SuperNet?)",
@@ -135,6 +145,7 @@ void import_device_results(const supernet::Supernet& tuned, const std::string& d
   size_t measured = 0;
   for (const auto& c : cs.configs) measured += lut.entries.count(c.key);
   size_t estimated = fill_estimates(dev, cs, lut);
+  lut.fit_fusion_rules();
   lut.date = now_utc();
   lut.save(path);
   spdlog::info(
@@ -142,6 +153,16 @@ void import_device_results(const supernet::Supernet& tuned, const std::string& d
       "overhead {:.4f} ms{}",
       path, imported, measured, cs.configs.size(), dev.name, lut.overhead_ms,
       estimated ? fmt::format(", {} still estimated", estimated) : std::string());
+  if (pairs || !lut.pairs.empty()) {
+    spdlog::info("fusion-rule test: {} two-step models imported ({} in the LUT)", pairs,
+                 lut.pairs.size());
+    for (const latency::FusionRule& r : lut.rules)
+      spdlog::info("  {} -> {}: {} pairs, median saving {:.4f} ms ({:.0f}% of a + b){}", r.producer,
+                   r.consumer, r.pairs, r.median_saving_ms, 100 * r.median_share,
+                   r.detected ? fmt::format(", detected: saving = {:.4f} ms + {:.4f} ms/MB",
+                                            r.intercept_ms, r.ms_per_mb)
+                              : std::string(", not detected"));
+  }
   if (!estimated && measured < cs.configs.size())
     spdlog::warn("{} configurations are not measured yet (import the other shards)",
                  cs.configs.size() - measured);
@@ -202,8 +223,12 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
       latency::LatencyTable old = latency::LatencyTable::load(path);
       size_t have = 0;
       for (const auto& c : cs.configs) have += old.entries.count(c.key);
-      if (have == cs.configs.size() && old.threads == threads) {
-        spdlog::info("{} already holds all {} configurations: nothing to measure", path, have);
+      size_t have_pairs = 0;
+      for (const auto& e : cs.edges) have_pairs += old.pairs.count(latency::config_id(e.key));
+      if (have == cs.configs.size() && have_pairs == cs.edges.size() && old.threads == threads) {
+        spdlog::info(
+            "{} already holds all {} configurations and {} fusion-test pairs: nothing to measure",
+            path, have, have_pairs);
         return;
       }
     }
@@ -212,8 +237,9 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
     std::string csv = (std::filesystem::path(dir) / ("results_" + dev.name + ".csv")).string();
     latency::write_bundle(cs, dev.name, bdir, 0, 1);
     spdlog::info(
-        "timing {} standalone models with ONNX Runtime ({} thread(s)); progress every 10 s",
-        cs.configs.size() + 1, threads);
+        "timing {} standalone models with ONNX Runtime ({} thread(s)): {} configurations, {} "
+        "two-step models for the fusion-rule test, the call overhead; progress every 10 s",
+        cs.configs.size() + cs.edges.size() + 1, threads, cs.configs.size(), cs.edges.size());
     run_ort({"bundle", bdir, "--out", csv, "--threads", std::to_string(threads)});
     std::string version = run_ort({"version"});
     while (!version.empty() && std::isspace(static_cast<unsigned char>(version.back())))

@@ -84,17 +84,26 @@ BundleInfo write_bundle(const SpaceConfigs& cs, const std::string& device, const
     export_graph(g, id, (fs::path(out) / rel).string());
     models.push_back({{"id", id}, {"file", rel}, {"key", key}, {"inputs", describe_inputs(g)}});
   };
+  auto mine = [&](size_t i) { return static_cast<int>(i % static_cast<size_t>(shards)) == shard; };
   add(kCallOverheadId, "", *call_overhead_graph(*cs.configs[0].graph));
   for (size_t i = 0; i < cs.configs.size(); ++i) {
-    if (static_cast<int>(i % static_cast<size_t>(shards)) != shard) continue;
+    if (!mine(i)) continue;
     add(config_id(cs.configs[i].key), cs.configs[i].key, *cs.configs[i].graph);
     ++info.configs;
+  }
+  for (size_t i = 0; i < cs.edges.size(); ++i) {
+    if (!mine(i)) continue;
+    const EdgeConfig& e = cs.edges[i];
+    add(config_id(e.key), e.key, *e.graph);
+    models.back()["pair"] = {config_id(e.producer), config_id(e.consumer)};
+    ++info.pairs;
   }
   nlohmann::json m = {{"format", "autotailor-bundle"},
                       {"device", device},
                       {"shard", fmt::format("{}/{}", shard, shards)},
                       {"configs_in_space", info.total},
                       {"configs", info.configs},
+                      {"pairs", info.pairs},
                       {"results_csv", "id,median_ms[,p10_ms,p90_ms,runs]"},
                       {"models", models}};
   write_file_atomic((fs::path(out) / "manifest.json").string(), m.dump(1) + "\n");

@@ -3,12 +3,14 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 
 #include "../common/json_document.h"
 #include "autotailor/common/error.h"
@@ -50,17 +52,22 @@ std::string step_key(const ir::Graph& g, const exec::Executor::StepInfo& s) {
   return fmt::format("{}|{}|{}", fmt::join(ops, "+"), fmt::join(ins, ","), fmt::join(attrs, ";"));
 }
 
-// The step as a graph of its own: its computed inputs become graph inputs.
-std::shared_ptr<ir::Graph> extract(const ir::Graph& g, const exec::Executor::StepInfo& s) {
+// Steps as a graph of their own: their computed inputs become graph inputs; the outputs are the
+// last step's and any other that is not read inside or is also read outside.
+std::shared_ptr<ir::Graph> extract(const ir::Graph& g,
+                                   const std::vector<const exec::Executor::StepInfo*>& steps) {
   auto sg = std::make_shared<ir::Graph>();
   sg->name = "step";
-  sg->source = g.source + " (one step)";
+  sg->source = g.source + (steps.size() == 1 ? " (one step)" : " (steps)");
   sg->ir_version = g.ir_version;
   sg->opsets = g.opsets;
   std::map<int, int> id;
-  std::set<int> produced;
-  for (int ni : s.nodes)
-    for (int o : g.nodes[ni].outputs) produced.insert(o);
+  std::set<int> produced, read;
+  for (const auto* s : steps)
+    for (int ni : s->nodes) {
+      for (int o : g.nodes[ni].outputs) produced.insert(o);
+      for (int i : g.nodes[ni].inputs) read.insert(i);
+    }
   auto map_tensor = [&](int t) {
     if (t < 0) return -1;
     auto it = id.find(t);
@@ -73,13 +80,27 @@ std::shared_ptr<ir::Graph> extract(const ir::Graph& g, const exec::Executor::Ste
     if (!nt.is_const() && !produced.count(t)) sg->inputs.push_back(nid);
     return nid;
   };
-  for (int ni : s.nodes) {
-    ir::Node n = g.nodes[ni];
-    for (int& t : n.inputs) t = map_tensor(t);
-    for (int& t : n.outputs) t = map_tensor(t);
-    sg->nodes.push_back(std::move(n));
-  }
-  for (int t : s.out) sg->outputs.push_back(map_tensor(t));
+  for (const auto* s : steps)
+    for (int ni : s->nodes) {
+      ir::Node n = g.nodes[ni];
+      for (int& t : n.inputs) t = map_tensor(t);
+      for (int& t : n.outputs) t = map_tensor(t);
+      sg->nodes.push_back(std::move(n));
+    }
+  // An earlier step's output stays an output when something outside reads it (a runtime must
+  // then materialize it, as in the whole network, rather than fuse it away).
+  std::set<int> inside;
+  for (const auto* s : steps) inside.insert(s->nodes.begin(), s->nodes.end());
+  auto read_outside = [&](int t) {
+    const ir::Tensor& x = g.tensor(t);
+    if (std::find(g.outputs.begin(), g.outputs.end(), t) != g.outputs.end()) return true;
+    return std::any_of(x.consumers.begin(), x.consumers.end(),
+                       [&](int c) { return !inside.count(c); });
+  };
+  for (size_t k = 0; k < steps.size(); ++k)
+    for (int t : steps[k]->out)
+      if (k + 1 == steps.size() || !read.count(t) || read_outside(t))
+        sg->outputs.push_back(map_tensor(t));
   sg->relink();
   return sg;
 }
@@ -97,7 +118,62 @@ Steps plan_of(std::shared_ptr<const ir::Graph> g) {
   return s;
 }
 
+int64_t tensor_bytes(const ir::Tensor& t) {
+  int64_t n = ir::dtype_size(t.dtype);
+  for (int64_t d : t.shape) n *= d;
+  return n;
+}
+
+// Calls fn(producer step, consumer step, consumer input slot, tensor) for every computed tensor
+// one step writes and another reads, in plan order.
+void for_each_edge(const ir::Graph& g, const Steps& st,
+                   const std::function<void(size_t, size_t, size_t, int)>& fn) {
+  std::map<int, size_t> producer;
+  for (size_t j = 0; j < st.plan.size(); ++j)
+    for (int t : st.plan[j].out) producer[t] = j;
+  for (size_t k = 0; k < st.plan.size(); ++k)
+    for (size_t slot = 0; slot < st.plan[k].in.size(); ++slot) {
+      int t = st.plan[k].in[slot];
+      if (t < 0 || g.tensor(t).is_const()) continue;
+      auto p = producer.find(t);
+      if (p != producer.end() && p->second != k) fn(p->second, k, slot, t);
+    }
+}
+
+// Each step's predicted time in this subnet: its LUT entry less the savings of the detected
+// fusion rules at the boundaries into it. Throws Error naming a configuration the LUT lacks.
+std::vector<double> step_times(const ir::Graph& g, const Steps& st, const LatencyTable& lut) {
+  std::vector<double> ms;
+  for (const std::string& key : st.keys) {
+    auto it = lut.entries.find(key);
+    if (it == lut.entries.end())
+      fail("the {} LUT has no entry for '{}': run `autotailor profile` again", lut.device, key);
+    ms.push_back(it->second.median_ms);
+  }
+  if (lut.rules.empty()) return ms;
+  std::vector<std::string> kind;
+  for (const std::string& key : st.keys) kind.push_back(step_kind(key));
+  const std::vector<double> entry = ms;
+  for_each_edge(g, st, [&](size_t a, size_t b, size_t, int t) {
+    ms[b] -= lut.boundary_saving(kind[a], kind[b], tensor_bytes(g.tensor(t)), entry[a] + entry[b]);
+  });
+  return ms;
+}
+
 }  // namespace
+
+std::string step_kind(const std::string& key) {
+  size_t bar = key.find('|');
+  std::string head = key.substr(0, std::min(key.find('+'), bar));
+  if (head != "Conv" || bar == std::string::npos) return head;
+  size_t g = key.find("group=", key.rfind('|'));
+  int64_t group = g == std::string::npos ? 1 : std::atoll(key.c_str() + g + 6);
+  if (group <= 1) return head;
+  // The first input's shape, "1x64x56x56": channels are its second dimension.
+  size_t x = key.find('x', bar);
+  int64_t channels = x == std::string::npos ? 0 : std::atoll(key.c_str() + x + 1);
+  return group == channels ? "DepthwiseConv" : "GroupConv";
+}
 
 std::vector<std::string> step_keys(const ir::Graph& g) {
   return plan_of(std::make_shared<ir::Graph>(g)).keys;
@@ -240,7 +316,8 @@ int64_t dim_value(const Dim& d, const supernet::SubnetConfig& c, const supernet:
 SpaceConfigs unique_configs(const supernet::Supernet& s) {
   SpaceConfigs out;
   out.log10_subnets = s.space().log10_size();
-  std::set<std::string> seen;
+  std::set<std::string> seen, edge_seen;
+  std::map<std::pair<std::string, std::string>, std::vector<EdgeConfig>> candidates;
   out.subnets_derived = visit_covering(
       s, coverage(s),
       [&](const supernet::SubnetConfig& c, std::shared_ptr<const ir::Graph> g, const Steps& st) {
@@ -248,8 +325,32 @@ SpaceConfigs unique_configs(const supernet::Supernet& s) {
         out.covering_keys.push_back(st.keys);
         for (size_t k = 0; k < st.keys.size(); ++k)
           if (seen.insert(st.keys[k]).second)
-            out.configs.push_back({st.keys[k], extract(*g, st.plan[k])});
+            out.configs.push_back({st.keys[k], extract(*g, {&st.plan[k]})});
+        for_each_edge(*g, st, [&](size_t a, size_t b, size_t slot, int t) {
+          std::string key = fmt::format("{} >{}> {}", st.keys[a], slot, st.keys[b]);
+          if (!edge_seen.insert(key).second) return;
+          EdgeConfig e{key,
+                       st.keys[a],
+                       st.keys[b],
+                       step_kind(st.keys[a]),
+                       step_kind(st.keys[b]),
+                       tensor_bytes(g->tensor(t)),
+                       extract(*g, {&st.plan[a], &st.plan[b]})};
+          candidates[{e.producer_kind, e.consumer_kind}].push_back(std::move(e));
+        });
       });
+  // A sample per pair of kinds, spread evenly over the tensor sizes (ties by key: stable).
+  for (auto& [kinds, list] : candidates) {
+    out.unique_edges += list.size();
+    std::sort(list.begin(), list.end(), [](const EdgeConfig& x, const EdgeConfig& y) {
+      return std::tie(x.bytes, x.key) < std::tie(y.bytes, y.key);
+    });
+    size_t n = list.size(), keep = std::min(n, kEdgesPerKindPair);
+    std::set<size_t> picked;
+    for (size_t i = 0; i < keep; ++i)
+      picked.insert(keep == 1 ? n / 2 : (i * (n - 1) + (keep - 1) / 2) / (keep - 1));
+    for (size_t i : picked) out.edges.push_back(std::move(list[i]));
+  }
   return out;
 }
 
@@ -333,6 +434,7 @@ LatencyModel::LatencyModel(const supernet::Supernet& s, const LatencyTable& lut)
   visit_covering(
       s, cv,
       [&](const supernet::SubnetConfig& c, std::shared_ptr<const ir::Graph> g, const Steps& plan) {
+        std::vector<double> ms = step_times(*g, plan, lut);
         for (size_t k = 0; k < plan.plan.size(); ++k) {
           auto it = step_of.find(g->nodes[plan.plan[k].nodes[0]].name);
           if (it == step_of.end()) continue;
@@ -344,11 +446,7 @@ LatencyModel::LatencyModel(const supernet::Supernet& s, const LatencyTable& lut)
             size_t i = std::find(dim.choices.begin(), dim.choices.end(), v) - dim.choices.begin();
             at += i * st.stride[d];
           }
-          auto e = lut.entries.find(plan.keys[k]);
-          if (e == lut.entries.end())
-            fail("the {} LUT has no entry for '{}': run `autotailor profile` again", lut.device,
-                 plan.keys[k]);
-          st.ms[at] = e->second.median_ms;
+          st.ms[at] = ms[k];
         }
       });
   impl_ = std::move(impl);
@@ -429,6 +527,19 @@ LatencyTable LatencyTable::load(const std::string& path) {
     if (le.median_ms < 0) fail("{}: entry '{}' has no median_ms", path, key);
     t.entries[key] = le;
   }
+  if (j.contains("fusion")) {
+    const nlohmann::json& f = j["fusion"];
+    if (f.contains("pairs"))
+      for (const auto& [id, p] : f["pairs"].items())
+        t.pairs[id] = {p.value("producer", ""), p.value("consumer", ""),
+                       p.value("bytes", int64_t{0}), p.value("median_ms", 0.0)};
+    if (f.contains("rules"))
+      for (const auto& r : f["rules"])
+        t.rules.push_back({r.value("producer", ""), r.value("consumer", ""), r.value("pairs", 0),
+                           r.value("intercept_ms", 0.0), r.value("ms_per_mb", 0.0),
+                           r.value("median_saving_ms", 0.0), r.value("median_share", 0.0),
+                           r.value("max_share", 0.0), r.value("detected", false)});
+  }
   return t;
 }
 
@@ -454,21 +565,101 @@ void LatencyTable::save(const std::string& path) const {
                       {"calibration_subnets", calibration_subnets},
                       {"profiling_seconds", profiling_seconds},
                       {"entries", entries}};
+  if (!pairs.empty() || !rules.empty()) {
+    nlohmann::json jp = nlohmann::json::object(), jr = nlohmann::json::array();
+    for (const auto& [id, p] : pairs)
+      jp[id] = {{"producer", p.producer},
+                {"consumer", p.consumer},
+                {"bytes", p.bytes},
+                {"median_ms", p.median_ms}};
+    for (const FusionRule& r : rules)
+      jr.push_back({{"producer", r.producer},
+                    {"consumer", r.consumer},
+                    {"pairs", r.pairs},
+                    {"intercept_ms", r.intercept_ms},
+                    {"ms_per_mb", r.ms_per_mb},
+                    {"median_saving_ms", r.median_saving_ms},
+                    {"median_share", r.median_share},
+                    {"max_share", r.max_share},
+                    {"detected", r.detected}});
+    j["fusion"] = {{"rules", jr}, {"pairs", jp}};
+  }
   write_file_atomic(path, j.dump(1) + "\n");
 }
 
 Prediction predict(const supernet::Supernet& s, const LatencyTable& lut,
                    const supernet::SubnetConfig& c) {
   Prediction p;
-  for (const std::string& key : plan_of(s.derive(c)).keys) {
-    auto it = lut.entries.find(key);
-    if (it == lut.entries.end())
-      fail("the {} LUT has no entry for '{}': run `autotailor profile` again", lut.device, key);
-    p.steps.emplace_back(key, it->second.median_ms);
-    p.latency_ms += it->second.median_ms;
+  std::shared_ptr<const ir::Graph> g = s.derive(c);
+  Steps st = plan_of(g);
+  std::vector<double> ms = step_times(*g, st, lut);
+  for (size_t k = 0; k < st.keys.size(); ++k) {
+    p.steps.emplace_back(st.keys[k], ms[k]);
+    p.latency_ms += ms[k];
+    p.fusion_saving_ms += lut.entries.at(st.keys[k]).median_ms - ms[k];
   }
   p.latency_ms = lut.overhead_ms + lut.scale * p.latency_ms;
   return p;
+}
+
+void LatencyTable::fit_fusion_rules() {
+  struct Point {
+    double mb, saving, share;
+  };
+  std::map<std::pair<std::string, std::string>, std::vector<Point>> by_kinds;
+  for (const auto& [id, pm] : pairs) {
+    auto a = entries.find(pm.producer), b = entries.find(pm.consumer);
+    if (a == entries.end() || b == entries.end() || a->second.estimated || b->second.estimated)
+      continue;
+    double sum = a->second.median_ms + b->second.median_ms;
+    double saving = sum - pm.median_ms;
+    by_kinds[{step_kind(pm.producer), step_kind(pm.consumer)}].push_back(
+        {static_cast<double>(pm.bytes) / 1e6, saving, sum > 0 ? saving / sum : 0});
+  }
+  rules.clear();
+  for (auto& [kinds, pts] : by_kinds) {
+    FusionRule r;
+    std::tie(r.producer, r.consumer) = kinds;
+    r.pairs = static_cast<int>(pts.size());
+    auto median = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      size_t n = v.size();
+      return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    };
+    std::vector<double> sv, sh;
+    for (const Point& p : pts) {
+      sv.push_back(p.saving);
+      sh.push_back(p.share);
+    }
+    r.median_saving_ms = median(sv);
+    r.median_share = median(sh);
+    // Theil-Sen: the median of the slopes between every two pairs of different size, then the
+    // median intercept; one badly timed pair cannot tilt the line. With fewer than 3 pairs or one
+    // size, a constant.
+    std::vector<double> slopes;
+    for (size_t i = 0; i < pts.size(); ++i)
+      for (size_t k = i + 1; k < pts.size(); ++k)
+        if (std::abs(pts[k].mb - pts[i].mb) > 1e-9)
+          slopes.push_back((pts[k].saving - pts[i].saving) / (pts[k].mb - pts[i].mb));
+    r.ms_per_mb = pts.size() >= 3 && !slopes.empty() ? median(slopes) : 0;
+    std::vector<double> icpt;
+    for (const Point& p : pts) icpt.push_back(p.saving - r.ms_per_mb * p.mb);
+    r.intercept_ms = median(icpt);
+    r.max_share = std::clamp(*std::max_element(sh.begin(), sh.end()), 0.0, 1.0);
+    r.detected = r.median_share >= kFusionMinShare;
+    rules.push_back(r);
+  }
+}
+
+double LatencyTable::boundary_saving(const std::string& producer_kind,
+                                     const std::string& consumer_kind, int64_t bytes,
+                                     double pair_ms) const {
+  for (const FusionRule& r : rules)
+    if (r.detected && r.producer == producer_kind && r.consumer == consumer_kind) {
+      double v = r.intercept_ms + r.ms_per_mb * static_cast<double>(bytes) / 1e6;
+      return std::clamp(v, 0.0, r.max_share * pair_ms);
+    }
+  return 0;
 }
 
 }  // namespace autotailor::latency

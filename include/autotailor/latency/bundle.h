@@ -21,11 +21,14 @@ inline const char* kCallOverheadId = "call-overhead";
 struct BundleInfo {
   size_t configs = 0;  // in this shard
   size_t total = 0;    // in the space
+  size_t pairs = 0;    // two-step models for fusion-rule detection, in this shard
 };
 
 // Writes OUT/manifest.json and OUT/models/ID.onnx for shard `shard` of `shards` (configs whose
-// discovery index is shard modulo shards), plus the call-overhead model in every shard. Each
-// file is written atomically; the manifest last.
+// discovery index is shard modulo shards, then the sampled edges as two-step models the same
+// way), plus the call-overhead model in every shard. Each file is written atomically; the
+// manifest last. A pair's id is config_id of its edge key; its manifest entry names the ids of
+// its two steps under "pair".
 BundleInfo write_bundle(const SpaceConfigs& cs, const std::string& device, const std::string& out,
                         int shard, int shards);
 

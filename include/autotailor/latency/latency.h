@@ -24,9 +24,33 @@ struct OpConfig {
 // The keys of a graph's steps as the executor plans them, in order.
 std::vector<std::string> step_keys(const ir::Graph& g);
 
+// The coarse kind of a step, from its key: its head op, with Conv told apart as
+// "DepthwiseConv" (group = input channels > 1) and "GroupConv" (other group > 1). Fusion rules
+// are per pair of kinds.
+std::string step_kind(const std::string& key);
+
+// A boundary between two steps: a tensor the producer writes and the consumer reads. A sample
+// of them is bundled as two-step models, so that what a runtime saves by running the pair as
+// part of one graph (fusing across our steps, skipping the layout conversions a standalone model
+// pays at its edges) is measured: nn-Meter's fusion-rule test, time a, b and a->b.
+struct EdgeConfig {
+  std::string key;                 // "<producer key> >slot> <consumer key>"
+  std::string producer, consumer;  // step keys
+  std::string producer_kind, consumer_kind;
+  int64_t bytes = 0;                       // the tensor between them
+  std::shared_ptr<const ir::Graph> graph;  // the two steps alone
+};
+
+// How many edges per pair of kinds are bundled, spread over the tensor sizes that occur.
+inline constexpr size_t kEdgesPerKindPair = 16;
+
 struct SpaceConfigs {
   std::vector<OpConfig> configs;  // unique, in discovery order
-  int subnets_derived = 0;        // covering subnets derived to find them
+  // Sampled boundaries between steps (at most kEdgesPerKindPair per pair of kinds), for
+  // fusion-rule detection on runtimes other than our executor.
+  std::vector<EdgeConfig> edges;
+  size_t unique_edges = 0;  // before sampling
+  int subnets_derived = 0;  // covering subnets derived to find them
   // The covering subnets and their step keys in plan order: every configuration occurs in at
   // least one of them, so timing their steps in context covers the space.
   std::vector<supernet::SubnetConfig> covering;
@@ -46,6 +70,27 @@ struct LatencyEntry {
   bool estimated = false;
 };
 
+// A two-step model timed on the device, net of the runtime's call overhead.
+struct PairMeasurement {
+  std::string producer, consumer;  // step keys
+  int64_t bytes = 0;
+  double median_ms = 0;
+};
+
+// What a runtime saves at a boundary between steps of two kinds, fitted on the measured pairs:
+// saving = T(a) + T(b) - T(a->b) = intercept_ms + ms_per_mb * MB of the tensor between them
+// (Theil-Sen fit), never below 0 nor above max_share * (T(a) + T(b)), the largest share a
+// measured pair saved. `detected` when the median pair saves at least kFusionMinShare of
+// T(a) + T(b); only detected rules change predictions.
+struct FusionRule {
+  std::string producer, consumer;  // kinds
+  int pairs = 0;
+  double intercept_ms = 0, ms_per_mb = 0;
+  double median_saving_ms = 0, median_share = 0, max_share = 0;
+  bool detected = false;
+};
+inline constexpr double kFusionMinShare = 0.03;
+
 struct LatencyTable {
   std::string device = "host", runtime, dtype = "float32", date, version;
   int threads = 1;
@@ -61,6 +106,17 @@ struct LatencyTable {
   double overhead_ms = 0, scale = 1;
   int calibration_subnets = 0;
   double profiling_seconds = 0;  // wall time spent measuring entries, summed over runs
+  // Fusion-rule detection (imported LUTs whose bundle held pair models): the pairs measured,
+  // by bundle id, and the rules fitted on them.
+  std::map<std::string, PairMeasurement> pairs;
+  std::vector<FusionRule> rules;
+
+  // Refits `rules` from `pairs` and the entries of their two steps.
+  void fit_fusion_rules();
+  // The saving a detected rule predicts at a boundary; 0 without one. Never negative.
+  // `pair_ms` is T(a) + T(b) from the entries.
+  double boundary_saving(const std::string& producer_kind, const std::string& consumer_kind,
+                         int64_t bytes, double pair_ms) const;
 
   static LatencyTable load(const std::string& path);
   void save(const std::string& path) const;  // atomic
@@ -72,10 +128,13 @@ LatencyTable load_lut(const std::string& dir, const std::string& device);
 
 struct Prediction {
   double latency_ms = 0;
-  std::vector<std::pair<std::string, double>> steps;  // key, ms
+  // key, ms: the LUT entry less the fusion savings at the boundaries into the step
+  std::vector<std::pair<std::string, double>> steps;
+  double fusion_saving_ms = 0;  // summed over boundaries, by the LUT's detected rules
 };
 
-// Sum of the subnet's steps from the LUT, plus the per-model overhead. Throws Error naming the
+// Sum of the subnet's steps from the LUT, less the savings of detected fusion rules at the
+// boundaries between steps, plus the per-model overhead. Throws Error naming the
 // first configuration the LUT lacks.
 Prediction predict(const supernet::Supernet& s, const LatencyTable& lut,
                    const supernet::SubnetConfig& c);
