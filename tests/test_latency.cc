@@ -171,10 +171,18 @@ TEST(LatencyCli, ProfileResumesPredictAndValidate) {
   EXPECT_TRUE(j["repeat_within_10pct"].is_number());
   // Each row names its subnet's config, which is what a learned predictor is fitted on.
   EXPECT_EQ(j["subnets"][0]["config"]["format"], "autotailor-subnet");
-  auto once = test::run_cli("validate-latency " + sn + " --device host --samples 2 --once --json");
+  EXPECT_EQ(j["subnets"][0]["round_medians_ms"].size(), 6u) << "interleaved rounds";
+  // More subnets than one batch of 20: every one measured, in order.
+  auto once = test::run_cli("validate-latency " + sn + " --device host --samples 22 --once --json");
   ASSERT_EQ(once.status, 0) << once.err;
   auto jo = nlohmann::json::parse(once.out);
   EXPECT_TRUE(jo["repeat_within_10pct"].is_null());
+  ASSERT_EQ(jo["subnets"].size(), 22u);
+  for (int i = 0; i < 22; ++i) {
+    EXPECT_EQ(jo["subnets"][i]["subnet"], "random:" + std::to_string(i + 1));
+    EXPECT_EQ(jo["subnets"][i]["round_medians_ms"].size(), 3u);
+    EXPECT_GT(jo["subnets"][i]["measured_ms"].get<double>(), 0.0);
+  }
   EXPECT_TRUE(jo["subnets"][1]["remeasured_ms"].is_null());
   EXPECT_EQ(jo["subnets"][1]["config"], j["subnets"][1]["config"]);  // random:2 both times
   auto bad = test::run_cli("predict " + sn + " --device exynos1380 --subnet min");
@@ -296,7 +304,13 @@ TEST(LatencyCli, HostOrtProfilesThroughOnnxRuntime) {
   auto v = test::run_cli("validate-latency " + sn + " --device host-ort --samples 2 --json");
   ASSERT_EQ(v.status, 0) << v.err;
   auto j = nlohmann::json::parse(v.out);
-  for (const auto& r : j["subnets"]) EXPECT_GT(r["measured_ms"].get<double>(), 0.0);
+  for (const auto& r : j["subnets"]) {
+    EXPECT_GT(r["measured_ms"].get<double>(), 0.0);
+    EXPECT_EQ(r["round_medians_ms"].size(), 6u) << "interleaved rounds";
+  }
+  // The two-step models of the fusion-rule test were timed in ONNX Runtime and fitted.
+  EXPECT_FALSE(lut["fusion"]["pairs"].empty());
+  EXPECT_FALSE(lut["fusion"]["rules"].empty());
   std::filesystem::remove_all(dir);
 }
 

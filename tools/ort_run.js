@@ -2,7 +2,7 @@
 // Drive ONNX Runtime (onnxruntime-node) for autotailor's checks and benchmarks.
 //
 //   node tools/ort_run.js run MODEL.onnx --input IN.pb [--input ...] --output OUT.pb [--output ...]
-//   node tools/ort_run.js bench MODEL.onnx [--batch B] [--threads N] [--runs R] [--warmup W] [--shape 1,3,224,224]
+//   node tools/ort_run.js bench MODEL.onnx [MODEL.onnx ...] [--batch B] [--threads N] [--runs R] [--warmup W] [--rounds K] [--shape 1,3,224,224]
 //   node tools/ort_run.js bundle BUNDLE_DIR --out RESULTS.csv [--threads N] [--min-ms 25]
 //   node tools/ort_run.js version
 //
@@ -362,23 +362,15 @@ function percentile(sorted, p) {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (x - lo);
 }
 
-async function cmdBench(argv) {
-  const a = parseArgs(argv, { batch: 'value', threads: 'value', runs: 'value', warmup: 'value', shape: 'value' });
-  if (a.positional.length !== 1) throw new Error('usage: ort_run.js bench MODEL.onnx [--batch B] [--threads N] [--runs R] [--warmup W] [--shape D0,D1,...]');
-  const model = a.positional[0];
-  const batch = positiveInt(a.batch, 'batch', 1);
-  const threads = positiveInt(a.threads, 'threads', 1);
-  const runs = positiveInt(a.runs, 'runs', 20);
-  const warmup = positiveInt(a.warmup, 'warmup', 3);
-  if (batch < 1 || runs < 1) throw new Error('--batch and --runs must be at least 1');
-
+// A session and a random float32 input at the model's (or --shape's) dims with batch `batch`.
+async function prepareBench(ort, model, batch, threads, shape) {
   const inputs = parseModelInputs(fs.readFileSync(model));
   if (inputs.length !== 1) throw new Error(`bench needs a single-input model, ${model} has ${inputs.length}`);
   const info = inputs[0];
   if (info.elemType !== 1) throw new Error(`bench feeds float32, input '${info.name}' has ONNX type ${info.elemType}`);
   let dims;
-  if (a.shape) {
-    dims = a.shape.split(',').map((s) => positiveInt(s.trim(), 'shape', 0));
+  if (shape) {
+    dims = shape.split(',').map((s) => positiveInt(s.trim(), 'shape', 0));
   } else {
     if (!info.dims || info.dims.length === 0) throw new Error(`input '${info.name}' has no shape in the model; pass --shape`);
     dims = info.dims.slice();
@@ -391,29 +383,69 @@ async function cmdBench(argv) {
     const bad = dims.findIndex((d) => typeof d !== 'number' || d <= 0);
     if (bad >= 0) throw new Error(`input '${info.name}' dim ${bad} is symbolic (${dims[bad]}); pass --shape`);
   }
-
-  const ort = loadOrt();
   const session = await ort.InferenceSession.create(model, sessionOptions(threads));
   const count = dims.reduce((x, y) => x * y, 1);
   const data = new Float32Array(count);
   for (let i = 0; i < count; i++) data[i] = Math.random() * 2 - 1; // values do not affect timing
-  const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', data, dims) };
+  return { session, feeds: { [session.inputNames[0]]: new ort.Tensor('float32', data, dims) } };
+}
 
-  for (let i = 0; i < warmup; i++) await session.run(feeds);
+// Times `runs` calls after `warmup` untimed ones; returns the times in ms.
+async function timeCalls(b, warmup, runs) {
+  for (let i = 0; i < warmup; i++) await b.session.run(b.feeds);
   const times = [];
   for (let i = 0; i < runs; i++) {
     const t0 = process.hrtime.bigint();
-    await session.run(feeds);
+    await b.session.run(b.feeds);
     times.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
-  times.sort((x, y) => x - y);
-  const r3 = (x) => Math.round(x * 1000) / 1000;
+  return times.sort((x, y) => x - y);
+}
+
+const r3 = (x) => Math.round(x * 1000) / 1000;
+
+// One model: warm-up, `runs` timed calls, summary. Several models or --rounds R > 1: every
+// model is loaded, then timed in R interleaved rounds (each model in turn, `warmup` + `runs`
+// calls per round), so that a drift of the machine's speed spreads over all of them alike;
+// prints each model's per-round medians.
+async function cmdBench(argv) {
+  const a = parseArgs(argv, { batch: 'value', threads: 'value', runs: 'value', warmup: 'value', shape: 'value', rounds: 'value' });
+  if (a.positional.length < 1) throw new Error('usage: ort_run.js bench MODEL.onnx [MODEL.onnx ...] [--batch B] [--threads N] [--runs R] [--warmup W] [--rounds K] [--shape D0,D1,...]');
+  const batch = positiveInt(a.batch, 'batch', 1);
+  const threads = positiveInt(a.threads, 'threads', 1);
+  const runs = positiveInt(a.runs, 'runs', 20);
+  const warmup = positiveInt(a.warmup, 'warmup', 3);
+  const rounds = positiveInt(a.rounds, 'rounds', 1);
+  if (batch < 1 || runs < 1 || rounds < 1) throw new Error('--batch, --runs and --rounds must be at least 1');
+
+  const ort = loadOrt();
+  if (a.positional.length === 1 && rounds === 1) {
+    const b = await prepareBench(ort, a.positional[0], batch, threads, a.shape);
+    const times = await timeCalls(b, warmup, runs);
+    console.log(JSON.stringify({
+      median_ms: r3(percentile(times, 0.5)),
+      p10_ms: r3(percentile(times, 0.1)),
+      p90_ms: r3(percentile(times, 0.9)),
+      min_ms: r3(times[0]),
+      runs,
+      threads,
+      batch,
+    }));
+    return;
+  }
+  const benches = [];
+  for (const m of a.positional) benches.push(await prepareBench(ort, m, batch, threads, a.shape));
+  const medians = benches.map(() => []);
+  for (let r = 0; r < rounds; r++) {
+    for (let k = 0; k < benches.length; k++) {
+      medians[k].push(r3(percentile(await timeCalls(benches[k], warmup, runs), 0.5)));
+    }
+  }
   console.log(JSON.stringify({
-    median_ms: r3(percentile(times, 0.5)),
-    p10_ms: r3(percentile(times, 0.1)),
-    p90_ms: r3(percentile(times, 0.9)),
-    min_ms: r3(times[0]),
+    models: a.positional.map((m, k) => ({ model: m, round_median_ms: medians[k] })),
+    rounds,
     runs,
+    warmup,
     threads,
     batch,
   }));

@@ -85,4 +85,22 @@ double ort_median_ms(const std::string& model, int threads, int runs) {
   return j["median_ms"].get<double>();
 }
 
+std::vector<std::vector<double>> ort_round_medians(const std::vector<std::string>& models,
+                                                   int threads, int rounds, int runs, int warmup) {
+  std::vector<std::string> args = {"bench"};
+  args.insert(args.end(), models.begin(), models.end());
+  for (const auto& [k, v] : std::vector<std::pair<std::string, int>>{
+           {"--threads", threads}, {"--rounds", rounds}, {"--runs", runs}, {"--warmup", warmup}}) {
+    args.push_back(k);
+    args.push_back(std::to_string(v));
+  }
+  nlohmann::json j = nlohmann::json::parse(run_ort(args), nullptr, false);
+  if (j.is_discarded() || !j.contains("models") || j["models"].size() != models.size())
+    fail("ONNX Runtime runner: unexpected output timing {} models", models.size());
+  std::vector<std::vector<double>> out;
+  for (const auto& m : j["models"])
+    out.push_back(m.at("round_median_ms").get<std::vector<double>>());
+  return out;
+}
+
 }  // namespace autotailor::cli

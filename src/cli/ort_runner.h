@@ -18,4 +18,9 @@ std::string run_ort(const std::vector<std::string>& args);
 // Median latency of a whole model in ONNX Runtime at batch 1 (`ort_run.js bench`).
 double ort_median_ms(const std::string& model, int threads, int runs);
 
+// Whole models timed in ONNX Runtime at batch 1 in `rounds` interleaved rounds (every model in
+// turn, `warmup` + `runs` calls each per round): per model, the median of each round.
+std::vector<std::vector<double>> ort_round_medians(const std::vector<std::string>& models,
+                                                   int threads, int rounds, int runs, int warmup);
+
 }  // namespace autotailor::cli
