@@ -72,13 +72,14 @@ void write_device_bundle(const supernet::Supernet& tuned, const std::string& dev
   latency::Device dev = latency::find_device(device);
   auto [i, n] = latency::parse_shard(shard);
   latency::SpaceConfigs cs = latency::unique_configs(s);
-  latency::BundleInfo b = latency::write_bundle(cs, dev.name, out, i, n);
+  latency::BundleInfo b = latency::write_bundle(cs, dev.name, out, i, n, &s);
   spdlog::info(
       "wrote {}/manifest.json: {} of {} operator configurations (shard {}/{}) as standalone "
-      "ONNX models, {} two-step models for the fusion-rule test, and the call-overhead model. "
-      "Time each on {} (CSV columns id,median_ms[,p10_ms,p90_ms,runs]; tools/ort_run.js bundle "
-      "does it with ONNX Runtime), then: autotailor profile DIR --device {} --import RESULTS.csv",
-      out, b.configs, b.total, i, n, b.pairs, dev.name, dev.name);
+      "ONNX models, {} two-step models for the fusion-rule test, {} whole calibration subnets "
+      "and the call-overhead model. Time each on {} (CSV columns "
+      "id,median_ms[,p10_ms,p90_ms,runs]; tools/ort_run.js bundle does it with ONNX Runtime), "
+      "then: autotailor profile DIR --device {} --import RESULTS.csv",
+      out, b.configs, b.total, i, n, b.pairs, b.whole, dev.name, dev.name);
 }
 
 void import_device_results(const supernet::Supernet& tuned, const std::string& dir,
@@ -94,6 +95,9 @@ void import_device_results(const supernet::Supernet& tuned, const std::string& d
   for (const auto& c : cs.configs) key_of[latency::config_id(c.key)] = c.key;
   std::map<std::string, const latency::EdgeConfig*> edge_of;
   for (const auto& e : cs.edges) edge_of[latency::config_id(e.key)] = &e;
+  std::map<std::string, std::string> whole_of;  // bundle id -> calibration subnet name
+  auto calib = latency::calibration_subnets(s.space());
+  for (const auto& [name, cfg] : calib) whole_of[latency::whole_id(name)] = name;
   std::string path = latency::lut_path(dir, dev.name);
   latency::LatencyTable lut;
   if (std::filesystem::exists(path)) {
@@ -123,6 +127,11 @@ void import_device_results(const supernet::Supernet& tuned, const std::string& d
     }
     for (const auto& [id, e] : rows) {
       if (id == latency::kCallOverheadId) continue;
+      auto w = whole_of.find(id);
+      if (w != whole_of.end()) {
+        lut.calibration[w->second] = e.median_ms;  // a whole model pays one call: kept
+        continue;
+      }
       auto pe = edge_of.find(id);
       if (pe != edge_of.end()) {
         const latency::EdgeConfig& edge = *pe->second;
@@ -148,6 +157,32 @@ void import_device_results(const supernet::Supernet& tuned, const std::string& d
   for (const auto& c : cs.configs) measured += lut.entries.count(c.key);
   size_t estimated = fill_estimates(dev, cs, lut);
   lut.fit_fusion_rules();
+  // Per-model correction from the whole calibration subnets, once all are measured: a whole
+  // model runs its weights cold and pays its runtime's per-model costs, which single steps
+  // timed alone do not show.
+  lut.calibration_subnets = 0;
+  bool complete = !estimated && measured == cs.configs.size();
+  for (const auto& [name, cfg] : calib) complete = complete && lut.calibration.count(name);
+  if (complete) {
+    double call = lut.overhead_ms;
+    lut.overhead_ms = 0;
+    std::vector<double> xs, ys;
+    for (const auto& [name, cfg] : calib) {
+      xs.push_back(latency::predict(s, lut, cfg).latency_ms);
+      ys.push_back(lut.calibration[name]);
+    }
+    auto [overhead, scale] = latency::fit_overhead_scale(xs, ys);
+    if (scale > 0) {
+      lut.overhead_ms = overhead;
+      lut.scale = scale;
+      lut.calibration_subnets = static_cast<int>(xs.size());
+      spdlog::info("from {} whole subnets: latency = {:.3f} ms + {:.3f} x sum of steps", xs.size(),
+                   overhead, scale);
+    } else {
+      lut.overhead_ms = call;
+      spdlog::warn("the whole calibration subnets gave a scale of {:.3f}: not applied", scale);
+    }
+  }
   lut.date = now_utc();
   lut.save(path);
   spdlog::info(
@@ -227,7 +262,8 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
       for (const auto& c : cs.configs) have += old.entries.count(c.key);
       size_t have_pairs = 0;
       for (const auto& e : cs.edges) have_pairs += old.pairs.count(latency::config_id(e.key));
-      if (have == cs.configs.size() && have_pairs == cs.edges.size() && old.threads == threads) {
+      if (have == cs.configs.size() && have_pairs == cs.edges.size() &&
+          old.calibration_subnets > 0 && old.threads == threads) {
         spdlog::info(
             "{} already holds all {} configurations and {} fusion-test pairs: nothing to measure",
             path, have, have_pairs);
@@ -237,11 +273,13 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
     auto t0 = std::chrono::steady_clock::now();
     std::string bdir = (std::filesystem::path(dir) / ("bundle_" + dev.name)).string();
     std::string csv = (std::filesystem::path(dir) / ("results_" + dev.name + ".csv")).string();
-    latency::write_bundle(cs, dev.name, bdir, 0, 1);
+    size_t n_whole = latency::write_bundle(cs, dev.name, bdir, 0, 1, &s).whole;
     spdlog::info(
-        "timing {} standalone models with ONNX Runtime ({} thread(s)): {} configurations, {} "
-        "two-step models for the fusion-rule test, the call overhead; progress every 10 s",
-        cs.configs.size() + cs.edges.size() + 1, threads, cs.configs.size(), cs.edges.size());
+        "timing {} models with ONNX Runtime ({} thread(s)): {} configurations, {} two-step "
+        "models for the fusion-rule test, {} whole calibration subnets, the call overhead; "
+        "progress every 10 s",
+        cs.configs.size() + cs.edges.size() + n_whole + 1, threads, cs.configs.size(),
+        cs.edges.size(), n_whole);
     run_ort({"bundle", bdir, "--out", csv, "--threads", std::to_string(threads)});
     std::string version = run_ort({"version"});
     while (!version.empty() && std::isspace(static_cast<unsigned char>(version.back())))
@@ -378,26 +416,17 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
   if (method == "isolated") {
     // Per-model calibration: the max, min and a few random subnets measured whole, against the
     // sum of their steps (seeds 1000+ stay clear of validate-latency's 1..N).
-    std::vector<supernet::SubnetConfig> calib = {supernet::max_subnet(s.space()),
-                                                 supernet::min_subnet(s.space())};
-    for (uint64_t seed = 1001; seed <= 1006; ++seed)
-      calib.push_back(supernet::random_subnet(s.space(), seed));
     lut.overhead_ms = 0;
     lut.scale = 1;
-    // Weighted by 1/y^2: the fit minimises relative error, which is what the target counts.
-    double sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
-    for (const auto& c : calib) {
+    std::vector<double> xs, ys;
+    for (const auto& [name, c] : latency::calibration_subnets(s.space())) {
       auto g = s.derive(c);
       exec::Executor whole(g);
-      double y = exec::time_runs(whole, exec::random_inputs(*g, 1), 3, 10, 200.0, 100).median_ms;
-      double x = latency::predict(s, lut, c).latency_ms;
-      double w = 1.0 / (y * y);
-      sw += w, sx += w * x, sy += w * y, sxx += w * x * x, sxy += w * x * y;
+      ys.push_back(exec::time_runs(whole, exec::random_inputs(*g, 1), 3, 10, 200.0, 100).median_ms);
+      xs.push_back(latency::predict(s, lut, c).latency_ms);
     }
-    double denom = sw * sxx - sx * sx;
-    lut.scale = denom > 0 ? (sw * sxy - sx * sy) / denom : 1.0;
-    lut.overhead_ms = (sy - lut.scale * sx) / sw;
-    lut.calibration_subnets = static_cast<int>(calib.size());
+    std::tie(lut.overhead_ms, lut.scale) = latency::fit_overhead_scale(xs, ys);
+    lut.calibration_subnets = static_cast<int>(xs.size());
   }
   double sum = latency::predict(s, lut, supernet::max_subnet(s.space())).latency_ms;
   lut.date = now_utc();

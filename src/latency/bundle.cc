@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -71,8 +72,14 @@ std::shared_ptr<ir::Graph> call_overhead_graph(const ir::Graph& like) {
 
 }  // namespace
 
+std::string whole_id(const std::string& subnet_name) {
+  std::string id = "whole-" + subnet_name;
+  std::replace(id.begin(), id.end(), ':', '-');
+  return id;
+}
+
 BundleInfo write_bundle(const SpaceConfigs& cs, const std::string& device, const std::string& out,
-                        int shard, int shards) {
+                        int shard, int shards, const supernet::Supernet* whole) {
   if (cs.configs.empty()) fail("the space has no operator configurations to bundle");
   ensure_writable_dir(out);
   fs::create_directories(fs::path(out) / "models");
@@ -98,12 +105,24 @@ BundleInfo write_bundle(const SpaceConfigs& cs, const std::string& device, const
     models.back()["pair"] = {config_id(e.producer), config_id(e.consumer)};
     ++info.pairs;
   }
+  if (whole && shard == 0)
+    for (const auto& [name, cfg] : calibration_subnets(whole->space())) {
+      std::string id = whole_id(name), rel = fmt::format("models/{}.onnx", id);
+      export_subnet(*whole, cfg, (fs::path(out) / rel).string());
+      models.push_back({{"id", id},
+                        {"file", rel},
+                        {"key", ""},
+                        {"whole", name},
+                        {"inputs", describe_inputs(*whole->derive(cfg))}});
+      ++info.whole;
+    }
   nlohmann::json m = {{"format", "autotailor-bundle"},
                       {"device", device},
                       {"shard", fmt::format("{}/{}", shard, shards)},
                       {"configs_in_space", info.total},
                       {"configs", info.configs},
                       {"pairs", info.pairs},
+                      {"whole", info.whole},
                       {"results_csv", "id,median_ms[,p10_ms,p90_ms,runs]"},
                       {"models", models}};
   write_file_atomic((fs::path(out) / "manifest.json").string(), m.dump(1) + "\n");

@@ -527,6 +527,8 @@ LatencyTable LatencyTable::load(const std::string& path) {
     if (le.median_ms < 0) fail("{}: entry '{}' has no median_ms", path, key);
     t.entries[key] = le;
   }
+  if (j.contains("calibration"))
+    for (const auto& [name, ms] : j["calibration"].items()) t.calibration[name] = ms.get<double>();
   if (j.contains("fusion")) {
     const nlohmann::json& f = j["fusion"];
     if (f.contains("pairs"))
@@ -565,6 +567,7 @@ void LatencyTable::save(const std::string& path) const {
                       {"calibration_subnets", calibration_subnets},
                       {"profiling_seconds", profiling_seconds},
                       {"entries", entries}};
+  if (!calibration.empty()) j["calibration"] = calibration;
   if (!pairs.empty() || !rules.empty()) {
     nlohmann::json jp = nlohmann::json::object(), jr = nlohmann::json::array();
     for (const auto& [id, p] : pairs)
@@ -600,6 +603,27 @@ Prediction predict(const supernet::Supernet& s, const LatencyTable& lut,
   }
   p.latency_ms = lut.overhead_ms + lut.scale * p.latency_ms;
   return p;
+}
+
+std::vector<std::pair<std::string, supernet::SubnetConfig>> calibration_subnets(
+    const supernet::SearchSpace& sp) {
+  std::vector<std::pair<std::string, supernet::SubnetConfig>> out = {
+      {"max", supernet::max_subnet(sp)}, {"min", supernet::min_subnet(sp)}};
+  for (uint64_t seed = 1001; seed <= 1006; ++seed)
+    out.emplace_back(fmt::format("random:{}", seed), supernet::random_subnet(sp, seed));
+  return out;
+}
+
+std::pair<double, double> fit_overhead_scale(const std::vector<double>& predicted,
+                                             const std::vector<double>& measured) {
+  double sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (size_t i = 0; i < predicted.size() && i < measured.size(); ++i) {
+    double x = predicted[i], y = measured[i], w = 1.0 / (y * y);
+    sw += w, sx += w * x, sy += w * y, sxx += w * x * x, sxy += w * x * y;
+  }
+  double denom = sw * sxx - sx * sx;
+  double scale = denom > 0 ? (sw * sxy - sx * sy) / denom : 1.0;
+  return {sw > 0 ? (sy - scale * sx) / sw : 0.0, scale};
 }
 
 void LatencyTable::fit_fusion_rules() {

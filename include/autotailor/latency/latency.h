@@ -110,6 +110,9 @@ struct LatencyTable {
   // by bundle id, and the rules fitted on them.
   std::map<std::string, PairMeasurement> pairs;
   std::vector<FusionRule> rules;
+  // Imported LUTs: whole calibration subnets timed on the device (name -> ms, one call each),
+  // from which overhead_ms and scale are fitted once all of them are measured.
+  std::map<std::string, double> calibration;
 
   // Refits `rules` from `pairs` and the entries of their two steps.
   void fit_fusion_rules();
@@ -132,6 +135,16 @@ struct Prediction {
   std::vector<std::pair<std::string, double>> steps;
   double fusion_saving_ms = 0;  // summed over boundaries, by the LUT's detected rules
 };
+
+// The whole subnets a per-model correction (overhead_ms, scale) is fitted on: the max, the min
+// and random:1001..1006 (clear of validate-latency's random:1..N), by name.
+std::vector<std::pair<std::string, supernet::SubnetConfig>> calibration_subnets(
+    const supernet::SearchSpace& sp);
+
+// Least squares of measured = overhead + scale * predicted, weighted by 1/measured^2 (relative
+// error, which is what the targets count). Returns {overhead_ms, scale}.
+std::pair<double, double> fit_overhead_scale(const std::vector<double>& predicted,
+                                             const std::vector<double>& measured);
 
 // Sum of the subnet's steps from the LUT, less the savings of detected fusion rules at the
 // boundaries between steps, plus the per-model overhead. Throws Error naming the
