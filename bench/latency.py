@@ -342,8 +342,11 @@ def main():
                 run(cmd)
                 wall = time.time() - t0
                 lut = json.load(open(os.path.join(d, f"lut_{dev}.json")))
-                v = json.loads(run([at, "validate-latency", d, "--device", dev, "--samples",
-                                    str(args.samples), "--json"]).stdout)
+                vout = run([at, "validate-latency", d, "--device", dev, "--samples",
+                            str(args.samples), "--json"]).stdout
+                with open(os.path.join(d, "validate.json"), "w") as f:
+                    f.write(vout)  # the raw rows, for a closer look
+                v = json.loads(vout)
                 rows.append({"model": m, "device": dev, "method": method,
                              "configs": len(lut["entries"]), "log10": log10,
                              "profile_s": wall, "rmse": v["rmse_ms"], "mape": v["mape"],

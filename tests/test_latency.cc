@@ -138,6 +138,29 @@ TEST(FusionRules, FitDetectClampAndRoundTrip) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(Calibration, SubnetsFitAndRoundTrip) {
+  Supernet s(import_onnx(test::fixture("mobilenet_v2.onnx")), {});
+  auto calib = latency::calibration_subnets(s.space());
+  ASSERT_EQ(calib.size(), 8u);
+  EXPECT_EQ(calib[0].first, "max");
+  EXPECT_EQ(calib[0].second, supernet::max_subnet(s.space()));
+  EXPECT_EQ(calib[1].first, "min");
+  EXPECT_EQ(calib[2].first, "random:1001");
+  EXPECT_EQ(latency::whole_id("random:1001"), "whole-random-1001");
+  // measured = 0.3 + 0.8 * predicted exactly: recovered.
+  std::vector<double> x = {1, 2, 4, 8}, y;
+  for (double v : x) y.push_back(0.3 + 0.8 * v);
+  auto [overhead, scale] = latency::fit_overhead_scale(x, y);
+  EXPECT_NEAR(overhead, 0.3, 1e-9);
+  EXPECT_NEAR(scale, 0.8, 1e-9);
+  latency::LatencyTable t;
+  t.calibration = {{"max", 3.5}, {"min", 1.25}};
+  std::string dir = test::temp_dir("calib_lut");
+  t.save(dir + "/lut.json");
+  EXPECT_EQ(latency::LatencyTable::load(dir + "/lut.json").calibration, t.calibration);
+  std::filesystem::remove_all(dir);
+}
+
 // A small space of mobilenet_v3_small (two widths per group, nothing else elastic), so that
 // profiling takes seconds. Returns `supernet`'s exit status.
 int small_supernet(const std::string& sn) {
@@ -202,7 +225,8 @@ TEST(LatencyCli, BundleShardsImportAndCompareWithDirectProfiling) {
   auto host = nlohmann::json::parse(test::slurp(sn + "/lut_host.json"));
   EXPECT_EQ(host["method"], "isolated");
   std::vector<std::string> csvs;
-  size_t models = 0, pairs = 0;
+  size_t models = 0, pairs = 0, whole = 0;
+  double call_ms = 0;  // the call-overhead model's time, averaged over the shards
   for (int shard = 0; shard < 2; ++shard) {
     std::string b = dir + "/bundle" + std::to_string(shard);
     auto r = test::run_cli("profile " + sn + " --device exynos1380 --bundle " + b + " --shard " +
@@ -219,7 +243,16 @@ TEST(LatencyCli, BundleShardsImportAndCompareWithDirectProfiling) {
       exec::Executor ex(g);
       exec::Timing t = exec::time_runs(ex, exec::random_inputs(*g, 1, 0, true), 3, 10, 10.0, 100);
       out << e["id"].get<std::string>() << "," << t.runs << "," << t.median_ms << "\n";
-      if (e["id"] == latency::kCallOverheadId) continue;
+      if (e["id"] == latency::kCallOverheadId) {
+        call_ms += t.median_ms / 2;
+        continue;
+      }
+      if (e.contains("whole")) {
+        ++whole;  // a calibration subnet, exported whole, in shard 0 only
+        EXPECT_EQ(shard, 0);
+        EXPECT_EQ(e["id"], latency::whole_id(e["whole"].get<std::string>()));
+        continue;
+      }
       EXPECT_EQ(e["id"], latency::config_id(e["key"].get<std::string>()));
       if (e.contains("pair")) {
         ++pairs;  // a two-step model of the fusion-rule test
@@ -232,6 +265,7 @@ TEST(LatencyCli, BundleShardsImportAndCompareWithDirectProfiling) {
   }
   EXPECT_EQ(models, host["entries"].size()) << "the shards partition the configurations";
   EXPECT_GT(pairs, 0u);
+  EXPECT_EQ(whole, 8u);
   auto imp = test::run_cli("profile " + sn + " --device exynos1380 --import " + csvs[0] +
                            " --import " + csvs[1] + " --runtime executor-selftest");
   ASSERT_EQ(imp.status, 0) << imp.err;
@@ -246,6 +280,10 @@ TEST(LatencyCli, BundleShardsImportAndCompareWithDirectProfiling) {
   for (const auto& [id, p] : lut["fusion"]["pairs"].items())
     kinds.insert({latency::step_kind(p["producer"]), latency::step_kind(p["consumer"])});
   EXPECT_EQ(lut["fusion"]["rules"].size(), kinds.size());
+  // The whole calibration subnets arrived and the per-model correction was fitted on them.
+  EXPECT_EQ(lut["calibration"].size(), 8u);
+  EXPECT_EQ(lut["calibration_subnets"], 8);
+  EXPECT_GT(lut["scale"].get<double>(), 0.0);
   // Same configurations, same executor: the imported entries agree with direct profiling
   // within timing noise, in the median over configurations.
   std::vector<double> ratio;
@@ -253,7 +291,7 @@ TEST(LatencyCli, BundleShardsImportAndCompareWithDirectProfiling) {
     EXPECT_FALSE(e.contains("estimated")) << key;
     ASSERT_TRUE(host["entries"].contains(key)) << key;
     double d = host["entries"][key]["median_ms"].get<double>();
-    ratio.push_back((e["median_ms"].get<double>() + lut["overhead_ms"].get<double>()) / d);
+    ratio.push_back((e["median_ms"].get<double>() + call_ms) / d);
   }
   std::sort(ratio.begin(), ratio.end());
   EXPECT_GT(ratio[ratio.size() / 2], 0.7);

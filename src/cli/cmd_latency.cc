@@ -161,32 +161,25 @@ void import_device_results(const supernet::Supernet& tuned, const std::string& d
   // model runs its weights cold and pays its runtime's per-model costs, which single steps
   // timed alone do not show.
   lut.calibration_subnets = 0;
+  lut.calibration_model.clear();
+  lut.ms_per_input_mb = lut.ms_per_weight_mb = 0;
   bool complete = !estimated && measured == cs.configs.size();
   for (const auto& [name, cfg] : calib) complete = complete && lut.calibration.count(name);
   if (complete) {
     double call = lut.overhead_ms;
     lut.overhead_ms = 0;
-    std::vector<double> xs, ys;
-    for (const auto& [name, cfg] : calib) {
-      xs.push_back(latency::predict(s, lut, cfg).latency_ms);
-      ys.push_back(lut.calibration[name]);
-    }
-    auto [overhead, scale] = latency::fit_overhead_scale(xs, ys);
-    if (scale > 0) {
-      lut.overhead_ms = overhead;
-      lut.scale = scale;
-      lut.calibration_subnets = static_cast<int>(xs.size());
-      spdlog::info("from {} whole subnets: latency = {:.3f} ms + {:.3f} x sum of steps", xs.size(),
-                   overhead, scale);
-    } else {
+    std::string fitted = latency::fit_calibration(s, lut);
+    if (fitted.empty()) {
       lut.overhead_ms = call;
-      spdlog::warn("the whole calibration subnets gave a scale of {:.3f}: not applied", scale);
+      spdlog::warn("the whole calibration subnets gave no usable fit: not applied");
+    } else {
+      spdlog::info("{}", fitted);
     }
   }
   lut.date = now_utc();
   lut.save(path);
   spdlog::info(
-      "wrote {}: {} measurements imported; {} of {} configurations measured on {}, call "
+      "wrote {}: {} measurements imported; {} of {} configurations measured on {}, per-model "
       "overhead {:.4f} ms{}",
       path, imported, measured, cs.configs.size(), dev.name, lut.overhead_ms,
       estimated ? fmt::format(", {} still estimated", estimated) : std::string());
@@ -262,8 +255,11 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
       for (const auto& c : cs.configs) have += old.entries.count(c.key);
       size_t have_pairs = 0;
       for (const auto& e : cs.edges) have_pairs += old.pairs.count(latency::config_id(e.key));
+      size_t have_whole = 0;
+      for (const auto& [name, cfg] : latency::calibration_subnets(s.space()))
+        have_whole += old.calibration.count(name);
       if (have == cs.configs.size() && have_pairs == cs.edges.size() &&
-          old.calibration_subnets > 0 && old.threads == threads) {
+          have_whole == latency::calibration_subnets(s.space()).size() && old.threads == threads) {
         spdlog::info(
             "{} already holds all {} configurations and {} fusion-test pairs: nothing to measure",
             path, have, have_pairs);

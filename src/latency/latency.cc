@@ -140,24 +140,44 @@ void for_each_edge(const ir::Graph& g, const Steps& st,
     }
 }
 
-// Each step's predicted time in this subnet: its LUT entry less the savings of the detected
-// fusion rules at the boundaries into it. Throws Error naming a configuration the LUT lacks.
-std::vector<double> step_times(const ir::Graph& g, const Steps& st, const LatencyTable& lut) {
-  std::vector<double> ms;
-  for (const std::string& key : st.keys) {
-    auto it = lut.entries.find(key);
+// Each step of this subnet: its LUT entry less the savings of the detected fusion rules at the
+// boundaries into it (`raw`), the bytes of its computed and constant inputs, and its
+// contribution to the prediction with the LUT's calibration applied (`ms`). Throws Error
+// naming a configuration the LUT lacks.
+struct StepTimes {
+  std::vector<double> raw, saving, input_mb, weight_mb, ms;
+};
+
+StepTimes step_times(const ir::Graph& g, const Steps& st, const LatencyTable& lut) {
+  StepTimes out;
+  for (size_t k = 0; k < st.keys.size(); ++k) {
+    auto it = lut.entries.find(st.keys[k]);
     if (it == lut.entries.end())
-      fail("the {} LUT has no entry for '{}': run `autotailor profile` again", lut.device, key);
-    ms.push_back(it->second.median_ms);
+      fail("the {} LUT has no entry for '{}': run `autotailor profile` again", lut.device,
+           st.keys[k]);
+    out.raw.push_back(it->second.median_ms);
+    double in = 0, w = 0;
+    for (int t : st.plan[k].in)
+      if (t >= 0) (g.tensor(t).is_const() ? w : in) += tensor_bytes(g.tensor(t)) / 1e6;
+    out.input_mb.push_back(in);
+    out.weight_mb.push_back(w);
   }
-  if (lut.rules.empty()) return ms;
-  std::vector<std::string> kind;
-  for (const std::string& key : st.keys) kind.push_back(step_kind(key));
-  const std::vector<double> entry = ms;
-  for_each_edge(g, st, [&](size_t a, size_t b, size_t, int t) {
-    ms[b] -= lut.boundary_saving(kind[a], kind[b], tensor_bytes(g.tensor(t)), entry[a] + entry[b]);
-  });
-  return ms;
+  out.saving.assign(st.keys.size(), 0.0);
+  if (!lut.rules.empty()) {
+    std::vector<std::string> kind;
+    for (const std::string& key : st.keys) kind.push_back(step_kind(key));
+    const std::vector<double> entry = out.raw;
+    for_each_edge(g, st, [&](size_t a, size_t b, size_t, int t) {
+      double v =
+          lut.boundary_saving(kind[a], kind[b], tensor_bytes(g.tensor(t)), entry[a] + entry[b]);
+      out.raw[b] -= v;
+      out.saving[b] += v;
+    });
+  }
+  for (size_t k = 0; k < st.keys.size(); ++k)
+    out.ms.push_back(lut.scale * out.raw[k] + lut.ms_per_input_mb * out.input_mb[k] +
+                     lut.ms_per_weight_mb * out.weight_mb[k]);
+  return out;
 }
 
 }  // namespace
@@ -365,7 +385,7 @@ struct LatencyModel::Impl {
   std::vector<Step> steps;
   std::vector<std::string> stages;
   const supernet::SearchSpace* space = nullptr;
-  double overhead = 0, scale = 1;
+  double overhead = 0;  // step tables hold calibrated contributions
   // Where each dim and each stage's depth sit in a SubnetCode (-1: a stage with one choice).
   std::vector<int> dim_position, stage_position;
   std::vector<int64_t> stage_full;
@@ -380,7 +400,7 @@ struct LatencyModel::Impl {
       if (std::isnan(v)) fail("internal: a step combination was never covered");
       total += v;
     }
-    return overhead + scale * total;
+    return overhead + total;
   }
 };
 
@@ -392,7 +412,6 @@ LatencyModel::LatencyModel(const supernet::Supernet& s, const LatencyTable& lut)
   m.dims = cv.dims;
   m.space = &sp;
   m.overhead = lut.overhead_ms;
-  m.scale = lut.scale;
   std::map<std::string, std::pair<int, int>> block_of;  // node -> (stage, position)
   for (size_t si = 0; si < sp.stages.size(); ++si) {
     m.stages.push_back(sp.stages[si].name);
@@ -434,7 +453,7 @@ LatencyModel::LatencyModel(const supernet::Supernet& s, const LatencyTable& lut)
   visit_covering(
       s, cv,
       [&](const supernet::SubnetConfig& c, std::shared_ptr<const ir::Graph> g, const Steps& plan) {
-        std::vector<double> ms = step_times(*g, plan, lut);
+        std::vector<double> ms = step_times(*g, plan, lut).ms;
         for (size_t k = 0; k < plan.plan.size(); ++k) {
           auto it = step_of.find(g->nodes[plan.plan[k].nodes[0]].name);
           if (it == step_of.end()) continue;
@@ -513,6 +532,9 @@ LatencyTable LatencyTable::load(const std::string& path) {
   t.batch = j.value("batch", int64_t{1});
   t.overhead_ms = j.value("overhead_ms", 0.0);
   t.scale = j.value("scale", 1.0);
+  t.ms_per_input_mb = j.value("ms_per_input_mb", 0.0);
+  t.ms_per_weight_mb = j.value("ms_per_weight_mb", 0.0);
+  t.calibration_model = j.value("calibration_model", "");
   t.calibration_subnets = j.value("calibration_subnets", 0);
   t.profiling_seconds = j.value("profiling_seconds", 0.0);
   const nlohmann::json none = nlohmann::json::object();
@@ -564,6 +586,9 @@ void LatencyTable::save(const std::string& path) const {
                       {"version", version},
                       {"overhead_ms", overhead_ms},
                       {"scale", scale},
+                      {"ms_per_input_mb", ms_per_input_mb},
+                      {"ms_per_weight_mb", ms_per_weight_mb},
+                      {"calibration_model", calibration_model},
                       {"calibration_subnets", calibration_subnets},
                       {"profiling_seconds", profiling_seconds},
                       {"entries", entries}};
@@ -595,14 +620,57 @@ Prediction predict(const supernet::Supernet& s, const LatencyTable& lut,
   Prediction p;
   std::shared_ptr<const ir::Graph> g = s.derive(c);
   Steps st = plan_of(g);
-  std::vector<double> ms = step_times(*g, st, lut);
+  StepTimes t = step_times(*g, st, lut);
+  p.latency_ms = lut.overhead_ms;
   for (size_t k = 0; k < st.keys.size(); ++k) {
-    p.steps.emplace_back(st.keys[k], ms[k]);
-    p.latency_ms += ms[k];
-    p.fusion_saving_ms += lut.entries.at(st.keys[k]).median_ms - ms[k];
+    p.steps.emplace_back(st.keys[k], t.ms[k]);
+    p.latency_ms += t.ms[k];
+    p.fusion_saving_ms += t.saving[k];
   }
-  p.latency_ms = lut.overhead_ms + lut.scale * p.latency_ms;
   return p;
+}
+
+SubnetFeatures subnet_features(const supernet::Supernet& s, const LatencyTable& lut,
+                               const supernet::SubnetConfig& c) {
+  std::shared_ptr<const ir::Graph> g = s.derive(c);
+  Steps st = plan_of(g);
+  StepTimes t = step_times(*g, st, lut);
+  SubnetFeatures f;
+  for (size_t k = 0; k < st.keys.size(); ++k) {
+    f.steps_ms += t.raw[k];
+    f.input_mb += t.input_mb[k];
+    f.weight_mb += t.weight_mb[k];
+  }
+  return f;
+}
+
+std::vector<double> fit_relative(const std::vector<std::vector<double>>& x,
+                                 const std::vector<double>& y) {
+  const size_t n = x.empty() ? 0 : x[0].size();
+  // Normal equations of the weighted problem, solved by Gaussian elimination with pivoting.
+  std::vector<std::vector<double>> a(n, std::vector<double>(n + 1, 0.0));
+  for (size_t i = 0; i < x.size(); ++i) {
+    double w = 1.0 / (y[i] * y[i]);
+    for (size_t r = 0; r < n; ++r) {
+      for (size_t c = 0; c < n; ++c) a[r][c] += w * x[i][r] * x[i][c];
+      a[r][n] += w * x[i][r] * y[i];
+    }
+  }
+  for (size_t c = 0; c < n; ++c) {
+    size_t piv = c;
+    for (size_t r = c + 1; r < n; ++r)
+      if (std::abs(a[r][c]) > std::abs(a[piv][c])) piv = r;
+    if (std::abs(a[piv][c]) < 1e-12) return {};
+    std::swap(a[c], a[piv]);
+    for (size_t r = 0; r < n; ++r) {
+      if (r == c) continue;
+      double f = a[r][c] / a[c][c];
+      for (size_t k = c; k <= n; ++k) a[r][k] -= f * a[c][k];
+    }
+  }
+  std::vector<double> coef(n);
+  for (size_t c = 0; c < n; ++c) coef[c] = a[c][n] / a[c][c];
+  return coef;
 }
 
 std::vector<std::pair<std::string, supernet::SubnetConfig>> calibration_subnets(
@@ -616,14 +684,70 @@ std::vector<std::pair<std::string, supernet::SubnetConfig>> calibration_subnets(
 
 std::pair<double, double> fit_overhead_scale(const std::vector<double>& predicted,
                                              const std::vector<double>& measured) {
-  double sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
-  for (size_t i = 0; i < predicted.size() && i < measured.size(); ++i) {
-    double x = predicted[i], y = measured[i], w = 1.0 / (y * y);
-    sw += w, sx += w * x, sy += w * y, sxx += w * x * x, sxy += w * x * y;
+  std::vector<std::vector<double>> x;
+  for (double p : predicted) x.push_back({1.0, p});
+  std::vector<double> c = fit_relative(x, measured);
+  return c.empty() ? std::pair<double, double>{0.0, 1.0} : std::pair<double, double>{c[0], c[1]};
+}
+
+std::string fit_calibration(const supernet::Supernet& s, LatencyTable& lut) {
+  std::vector<SubnetFeatures> f;
+  std::vector<double> y;
+  for (const auto& [name, cfg] : calibration_subnets(s.space())) {
+    auto it = lut.calibration.find(name);
+    if (it == lut.calibration.end() || it->second <= 0) return "";
+    f.push_back(subnet_features(s, lut, cfg));
+    y.push_back(it->second);
   }
-  double denom = sw * sxx - sx * sx;
-  double scale = denom > 0 ? (sw * sxy - sx * sy) / denom : 1.0;
-  return {sw > 0 ? (sy - scale * sx) / sw : 0.0, scale};
+  auto rows = [&](bool bytes, size_t skip) {
+    std::vector<std::vector<double>> x;
+    for (size_t i = 0; i < f.size(); ++i) {
+      if (i == skip) continue;
+      x.push_back(bytes ? std::vector<double>{1.0, f[i].steps_ms, f[i].input_mb, f[i].weight_mb}
+                        : std::vector<double>{1.0, f[i].steps_ms});
+    }
+    return x;
+  };
+  auto ys = [&](size_t skip) {
+    std::vector<double> v;
+    for (size_t i = 0; i < y.size(); ++i)
+      if (i != skip) v.push_back(y[i]);
+    return v;
+  };
+  // Leave-one-out mean relative error of a model over the random calibration subnets (the
+  // max and the min stay in every fit: predicting an extreme from the others says little about
+  // the subnets a search visits); infinite when a fit fails or scales the steps by a
+  // non-positive factor.
+  auto loo = [&](bool bytes) {
+    double e = 0;
+    for (size_t i = 2; i < f.size(); ++i) {
+      std::vector<double> c = fit_relative(rows(bytes, i), ys(i));
+      if (c.empty() || c[1] <= 0) return std::numeric_limits<double>::infinity();
+      double p = 0;
+      std::vector<double> xi = rows(bytes, f.size())[i];
+      for (size_t k = 0; k < c.size(); ++k) p += c[k] * xi[k];
+      e += std::abs(p - y[i]) / y[i] / static_cast<double>(f.size() - 2);
+    }
+    return e;
+  };
+  double e_sum = loo(false), e_bytes = loo(true);
+  bool bytes = e_bytes < e_sum;
+  std::vector<double> c = fit_relative(rows(bytes, f.size()), y);
+  if (c.empty() || c[1] <= 0) return "";
+  lut.overhead_ms = c[0];
+  lut.scale = c[1];
+  lut.ms_per_input_mb = bytes ? c[2] : 0.0;
+  lut.ms_per_weight_mb = bytes ? c[3] : 0.0;
+  lut.calibration_model = bytes ? "sum+bytes" : "sum";
+  lut.calibration_subnets = static_cast<int>(f.size());
+  return fmt::format(
+      "from {} whole subnets: latency = {:.3f} ms + {:.3f} x sum of steps{} (leave-one-out mean "
+      "error on the random ones {:.1f}% with input and weight bytes, {:.1f}% without)",
+      f.size(), lut.overhead_ms, lut.scale,
+      bytes ? fmt::format(" + {:.4f} ms/MB of step inputs + {:.4f} ms/MB of weights",
+                          lut.ms_per_input_mb, lut.ms_per_weight_mb)
+            : std::string(),
+      100 * e_bytes, 100 * e_sum);
 }
 
 void LatencyTable::fit_fusion_rules() {

@@ -104,6 +104,11 @@ struct LatencyTable {
   // alone (weights and activations are not hot in cache inside a network). latency =
   // overhead_ms + scale * sum(steps), fitted by least squares on a few whole subnets.
   double overhead_ms = 0, scale = 1;
+  // Imported LUTs whose calibration chose "sum+bytes": also per MB of each step's computed
+  // inputs (what a standalone model copies in and out that a whole one keeps in place) and of
+  // its weights (cold inside a network, hot when a step is timed alone).
+  double ms_per_input_mb = 0, ms_per_weight_mb = 0;
+  std::string calibration_model;  // "", "sum" (overhead, scale) or "sum+bytes"
   int calibration_subnets = 0;
   double profiling_seconds = 0;  // wall time spent measuring entries, summed over runs
   // Fusion-rule detection (imported LUTs whose bundle held pair models): the pairs measured,
@@ -141,13 +146,34 @@ struct Prediction {
 std::vector<std::pair<std::string, supernet::SubnetConfig>> calibration_subnets(
     const supernet::SearchSpace& sp);
 
-// Least squares of measured = overhead + scale * predicted, weighted by 1/measured^2 (relative
-// error, which is what the targets count). Returns {overhead_ms, scale}.
+// What a calibration is fitted on, per subnet: the sum of its steps (LUT entries less fusion
+// savings, uncalibrated) and the MB of its steps' computed and constant inputs.
+struct SubnetFeatures {
+  double steps_ms = 0, input_mb = 0, weight_mb = 0;
+};
+SubnetFeatures subnet_features(const supernet::Supernet& s, const LatencyTable& lut,
+                               const supernet::SubnetConfig& c);
+
+// Least squares of y = x . coef weighted by 1/y^2 (relative error, which is what the targets
+// count). Empty when the system is singular.
+std::vector<double> fit_relative(const std::vector<std::vector<double>>& x,
+                                 const std::vector<double>& y);
+
+// The calibration of an imported LUT, from its whole calibration subnets (all of them
+// measured, every configuration in the LUT): measured = overhead + scale * sum of steps
+// ("sum"), or with terms per MB of the steps' computed inputs and weights ("sum+bytes") when
+// that has the lower leave-one-out error over the calibration subnets. Sets overhead_ms, scale,
+// ms_per_input_mb, ms_per_weight_mb, calibration_model and calibration_subnets and returns a
+// line saying what it fitted; returns "" and changes nothing when it cannot fit.
+std::string fit_calibration(const supernet::Supernet& s, LatencyTable& lut);
+
+// fit_relative of measured = overhead + scale * predicted. Returns {overhead_ms, scale}.
 std::pair<double, double> fit_overhead_scale(const std::vector<double>& predicted,
                                              const std::vector<double>& measured);
 
 // Sum of the subnet's steps from the LUT, less the savings of detected fusion rules at the
-// boundaries between steps, plus the per-model overhead. Throws Error naming the
+// boundaries between steps, calibrated (scale, and per input and weight MB when fitted), plus
+// the per-model overhead. Throws Error naming the
 // first configuration the LUT lacks.
 Prediction predict(const supernet::Supernet& s, const LatencyTable& lut,
                    const supernet::SubnetConfig& c);
