@@ -354,13 +354,14 @@ async function cmdRun(argv) {
   });
 }
 
-// V8's young-generation garbage collection, run between timed runs (about 1 us): every run
-// hands back its outputs as new JavaScript buffers, and a collection of earlier runs' buffers
-// landing inside a timed run adds milliseconds to a step with a large output (resnet18's stem
-// step, 3.2 MB out: median 4.4-4.9 ms without, 2.4-2.7 ms with, against 2.3 ms inside ONNX
-// Runtime). A full collection before each run steadied the spread further but cost about 4 ms
-// a run, more than doubling a bundle's timing. Obtained without a command-line flag.
-const collectGarbage = (() => {
+// V8's young-generation garbage collection, run before each timed run of a model whose outputs
+// exceed 1 MB: every run hands back its outputs as new JavaScript buffers, and a collection of
+// earlier runs' buffers landing inside a timed run adds milliseconds to such a step (resnet18's
+// stem step, 3.2 MB out: median 4.4-4.9 ms without, 2.4-2.7 ms with, against 2.3 ms inside ONNX
+// Runtime). Not for smaller outputs: a collection before every run doubled the time to time a
+// bundle (400 models of resnet18's: 12 s -> 21 s), and a full one (about 4 ms) before each run
+// of a large-output model more than doubled it too. Obtained without a command-line flag.
+const minorGc = (() => {
   try {
     require('v8').setFlagsFromString('--expose-gc');
     const gc = require('vm').runInNewContext('gc');
@@ -369,6 +370,16 @@ const collectGarbage = (() => {
     return () => {};
   }
 })();
+
+// Whether a run's outputs total more than 1 MB.
+function bigOutputs(results) {
+  let bytes = 0;
+  for (const name of Object.keys(results)) {
+    const d = results[name].data;
+    if (d && d.byteLength) bytes += d.byteLength;
+  }
+  return bytes > (1 << 20);
+}
 
 function percentile(sorted, p) {
   // Linear interpolation between closest ranks.
@@ -408,10 +419,11 @@ async function prepareBench(ort, model, batch, threads, shape) {
 
 // Times `runs` calls after `warmup` untimed ones; returns the times in ms.
 async function timeCalls(b, warmup, runs) {
-  for (let i = 0; i < warmup; i++) await b.session.run(b.feeds);
+  let big = false;
+  for (let i = 0; i < Math.max(warmup, 1); i++) big = bigOutputs(await b.session.run(b.feeds));
   const times = [];
   for (let i = 0; i < runs; i++) {
-    collectGarbage();
+    if (big) minorGc();
     const t0 = process.hrtime.bigint();
     await b.session.run(b.feeds);
     times.push(Number(process.hrtime.bigint() - t0) / 1e6);
@@ -505,11 +517,12 @@ async function cmdBundle(argv) {
       if (t[0] === 'float32' || t[0] === 'float64') for (let i = 0; i < count; i++) data[i] = Math.random() * 2 - 1;
       feeds[inp.name] = new ort.Tensor(t[0], data, inp.shape);
     }
-    for (let i = 0; i < 3; i++) await session.run(feeds);
+    let big = false;
+    for (let i = 0; i < 3; i++) big = bigOutputs(await session.run(feeds));
     const times = [];
     let total = 0;
     while (times.length < 10 || (total < minMs && times.length < 200)) {
-      collectGarbage();
+      if (big) minorGc();
       const t0 = process.hrtime.bigint();
       await session.run(feeds);
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
