@@ -75,11 +75,12 @@ void write_device_bundle(const supernet::Supernet& tuned, const std::string& dev
   latency::BundleInfo b = latency::write_bundle(cs, dev.name, out, i, n, &s);
   spdlog::info(
       "wrote {}/manifest.json: {} of {} operator configurations (shard {}/{}) as standalone "
-      "ONNX models, {} two-step models for the fusion-rule test, {} whole calibration subnets "
+      "ONNX models, {} two-step models for the fusion-rule test (of {} boundaries between "
+      "steps), {} whole calibration subnets "
       "and the call-overhead model. Time each on {} (CSV columns "
       "id,median_ms[,p10_ms,p90_ms,runs]; tools/ort_run.js bundle does it with ONNX Runtime), "
       "then: autotailor profile DIR --device {} --import RESULTS.csv",
-      out, b.configs, b.total, i, n, b.pairs, b.whole, dev.name, dev.name);
+      out, b.configs, b.total, i, n, b.pairs, cs.unique_edges, b.whole, dev.name, dev.name);
 }
 
 void import_device_results(const supernet::Supernet& tuned, const std::string& dir,

@@ -122,6 +122,7 @@ BundleInfo write_bundle(const SpaceConfigs& cs, const std::string& device, const
                       {"configs_in_space", info.total},
                       {"configs", info.configs},
                       {"pairs", info.pairs},
+                      {"edges_in_space", cs.unique_edges},
                       {"whole", info.whole},
                       {"results_csv", "id,median_ms[,p10_ms,p90_ms,runs]"},
                       {"models", models}};
