@@ -256,11 +256,11 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
       for (const auto& c : cs.configs) have += old.entries.count(c.key);
       size_t have_pairs = 0;
       for (const auto& e : cs.edges) have_pairs += old.pairs.count(latency::config_id(e.key));
+      auto calib = latency::calibration_subnets(s.space());
       size_t have_whole = 0;
-      for (const auto& [name, cfg] : latency::calibration_subnets(s.space()))
-        have_whole += old.calibration.count(name);
+      for (const auto& [name, cfg] : calib) have_whole += old.calibration.count(name);
       if (have == cs.configs.size() && have_pairs == cs.edges.size() &&
-          have_whole == latency::calibration_subnets(s.space()).size() && old.threads == threads) {
+          have_whole == calib.size() && old.threads == threads) {
         spdlog::info(
             "{} already holds all {} configurations and {} fusion-test pairs: nothing to measure",
             path, have, have_pairs);
@@ -520,11 +520,7 @@ void add_validate_latency(CLI::App& app) {
     double se = 0, ape = 0;
     int within5 = 0, within10 = 0, repeat10 = 0;
     Progress progress("measuring", a->samples);
-    auto median = [](std::vector<double> v) {
-      std::sort(v.begin(), v.end());
-      size_t n = v.size();
-      return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-    };
+    auto median = [](const std::vector<double>& v) { return exec::summarize(v).median_ms; };
     for (int first = 1; first <= a->samples; first += batch) {
       int last = std::min(a->samples, first + batch - 1);
       std::vector<supernet::SubnetConfig> cfgs;

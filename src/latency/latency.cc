@@ -16,6 +16,7 @@
 #include "autotailor/common/error.h"
 #include "autotailor/common/files.h"
 #include "autotailor/exec/executor.h"
+#include "autotailor/exec/timing.h"
 #include "autotailor/ir/dump.h"
 #include "autotailor/latency/device.h"
 
@@ -699,20 +700,20 @@ std::string fit_calibration(const supernet::Supernet& s, LatencyTable& lut) {
     f.push_back(subnet_features(s, lut, cfg));
     y.push_back(it->second);
   }
-  auto rows = [&](bool bytes, size_t skip) {
-    std::vector<std::vector<double>> x;
-    for (size_t i = 0; i < f.size(); ++i) {
-      if (i == skip) continue;
-      x.push_back(bytes ? std::vector<double>{1.0, f[i].steps_ms, f[i].input_mb, f[i].weight_mb}
-                        : std::vector<double>{1.0, f[i].steps_ms});
-    }
-    return x;
+  auto row = [&](bool bytes, size_t i) {
+    return bytes ? std::vector<double>{1.0, f[i].steps_ms, f[i].input_mb, f[i].weight_mb}
+                 : std::vector<double>{1.0, f[i].steps_ms};
   };
-  auto ys = [&](size_t skip) {
+  // The fit on every calibration subnet but `skip` (f.size(): on all of them).
+  auto fit = [&](bool bytes, size_t skip) {
+    std::vector<std::vector<double>> x;
     std::vector<double> v;
-    for (size_t i = 0; i < y.size(); ++i)
-      if (i != skip) v.push_back(y[i]);
-    return v;
+    for (size_t i = 0; i < f.size(); ++i)
+      if (i != skip) {
+        x.push_back(row(bytes, i));
+        v.push_back(y[i]);
+      }
+    return fit_relative(x, v);
   };
   // Leave-one-out mean relative error of a model over the random calibration subnets (the
   // max and the min stay in every fit: predicting an extreme from the others says little about
@@ -721,10 +722,9 @@ std::string fit_calibration(const supernet::Supernet& s, LatencyTable& lut) {
   auto loo = [&](bool bytes) {
     double e = 0;
     for (size_t i = 2; i < f.size(); ++i) {
-      std::vector<double> c = fit_relative(rows(bytes, i), ys(i));
+      std::vector<double> c = fit(bytes, i), xi = row(bytes, i);
       if (c.empty() || c[1] <= 0) return std::numeric_limits<double>::infinity();
       double p = 0;
-      std::vector<double> xi = rows(bytes, f.size())[i];
       for (size_t k = 0; k < c.size(); ++k) p += c[k] * xi[k];
       e += std::abs(p - y[i]) / y[i] / static_cast<double>(f.size() - 2);
     }
@@ -732,7 +732,7 @@ std::string fit_calibration(const supernet::Supernet& s, LatencyTable& lut) {
   };
   double e_sum = loo(false), e_bytes = loo(true);
   bool bytes = e_bytes < e_sum;
-  std::vector<double> c = fit_relative(rows(bytes, f.size()), y);
+  std::vector<double> c = fit(bytes, f.size());
   if (c.empty() || c[1] <= 0) return "";
   lut.overhead_ms = c[0];
   lut.scale = c[1];
@@ -769,11 +769,7 @@ void LatencyTable::fit_fusion_rules() {
     FusionRule r;
     std::tie(r.producer, r.consumer) = kinds;
     r.pairs = static_cast<int>(pts.size());
-    auto median = [](std::vector<double> v) {
-      std::sort(v.begin(), v.end());
-      size_t n = v.size();
-      return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-    };
+    auto median = [](const std::vector<double>& v) { return exec::summarize(v).median_ms; };
     std::vector<double> sv, sh;
     for (const Point& p : pts) {
       sv.push_back(p.saving);
