@@ -47,12 +47,16 @@ TEST(LatencyTable, RoundTripAndMissingEntries) {
   t.threads = 2;
   t.overhead_ms = 0.25;
   t.scale = 1.1;
+  t.reference_ms = 3.5;
+  t.reference_samples = 11;
   for (const std::string& k : latency::step_keys(*s.derive(supernet::max_subnet(s.space()))))
     t.entries[k] = {0.5, 0.4, 0.6, 10, false};
   t.save(dir + "/lut.json");
   latency::LatencyTable back = latency::LatencyTable::load(dir + "/lut.json");
   EXPECT_EQ(back.entries.size(), t.entries.size());
   EXPECT_EQ(back.threads, 2);
+  EXPECT_EQ(back.reference_ms, 3.5);
+  EXPECT_EQ(back.reference_samples, 11);
   auto p = latency::predict(s, back, supernet::max_subnet(s.space()));
   EXPECT_NEAR(p.latency_ms, 0.25 + 1.1 * 0.5 * static_cast<double>(p.steps.size()), 1e-9);
   EXPECT_THROW(latency::predict(s, back, supernet::min_subnet(s.space())), Error);
@@ -175,6 +179,10 @@ TEST(LatencyCli, ProfileResumesPredictAndValidate) {
   ASSERT_EQ(small_supernet(sn), 0);
   auto first = test::run_cli("profile " + sn + " --device host --threads 1");
   ASSERT_EQ(first.status, 0) << first.err;
+  // The speed reference: the max subnet timed at intervals through the profile.
+  auto reference = nlohmann::json::parse(test::slurp(sn + "/lut_host.json"))["speed_reference"];
+  EXPECT_GT(reference["median_ms"].get<double>(), 0.0);
+  EXPECT_GE(reference["samples"].get<int>(), 2);
   auto again = test::run_cli("profile " + sn + " --device host --threads 1");
   ASSERT_EQ(again.status, 0) << again.err;
   EXPECT_NE(again.err.find("; 0 covering subnets to time in context"), std::string::npos)
@@ -183,6 +191,7 @@ TEST(LatencyCli, ProfileResumesPredictAndValidate) {
   EXPECT_EQ(lut["device"], "host");
   EXPECT_EQ(lut["threads"], 1);
   EXPECT_GT(lut["entries"].size(), 10u);
+  EXPECT_EQ(lut["speed_reference"], reference) << "a rerun that measures nothing keeps it";
   auto pr = test::run_cli("predict " + sn + " --device host --subnet min --json");
   ASSERT_EQ(pr.status, 0) << pr.err;
   EXPECT_GT(nlohmann::json::parse(pr.out)["latency_ms"].get<double>(), 0.0);
@@ -195,6 +204,16 @@ TEST(LatencyCli, ProfileResumesPredictAndValidate) {
   // Each row names its subnet's config, which is what a learned predictor is fitted on.
   EXPECT_EQ(j["subnets"][0]["config"]["format"], "autotailor-subnet");
   EXPECT_EQ(j["subnets"][0]["round_medians_ms"].size(), 6u) << "interleaved rounds";
+  // The reference timed again next to the subnets; measured times scaled by its drift.
+  double drift = j["speed_reference"]["drift"].get<double>();
+  EXPECT_NEAR(
+      drift,
+      j["speed_reference"]["measured_ms"].get<double>() / reference["median_ms"].get<double>(),
+      1e-9);
+  for (const auto& r : j["subnets"])
+    EXPECT_NEAR(r["adjusted_measured_ms"].get<double>(), r["measured_ms"].get<double>() / drift,
+                1e-9);
+  EXPECT_TRUE(j["adjusted"]["within_10pct"].is_number());
   // More subnets than one batch of 20: every one measured, in order.
   auto once = test::run_cli("validate-latency " + sn + " --device host --samples 22 --once --json");
   ASSERT_EQ(once.status, 0) << once.err;
@@ -346,6 +365,9 @@ TEST(LatencyCli, HostOrtProfilesThroughOnnxRuntime) {
     EXPECT_GT(r["measured_ms"].get<double>(), 0.0);
     EXPECT_EQ(r["round_medians_ms"].size(), 6u) << "interleaved rounds";
   }
+  // The bundle's whole max subnet is the speed reference, timed again next to the subnets.
+  EXPECT_EQ(lut["speed_reference"]["median_ms"], lut["calibration"]["max"]);
+  EXPECT_GT(j["speed_reference"]["measured_ms"].get<double>(), 0.0);
   // The two-step models of the fusion-rule test were timed in ONNX Runtime and fitted.
   EXPECT_FALSE(lut["fusion"]["pairs"].empty());
   EXPECT_FALSE(lut["fusion"]["rules"].empty());

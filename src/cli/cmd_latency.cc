@@ -64,6 +64,74 @@ size_t fill_estimates(const latency::Device& dev, const latency::SpaceConfigs& c
   return n;
 }
 
+std::string temp_model(const std::string& what) {
+  return (std::filesystem::temp_directory_path() /
+          fmt::format("autotailor-{}.{}.onnx", what, ::getpid()))
+      .string();
+}
+
+// The device's speed while a host LUT is measured: the max subnet, exported as users get it,
+// timed whole (a short median) at intervals through the profile. validate-latency times the
+// same model next to its subnets.
+class SpeedReference {
+ public:
+  explicit SpeedReference(const supernet::Supernet& s) : s_(s) {}
+  void sample() {
+    if (!ex_) {  // exported on first use: a profile with nothing to measure pays nothing
+      std::string file = temp_model("reference");
+      export_subnet(s_, supernet::max_subnet(s_.space()), file);
+      std::shared_ptr<const ir::Graph> g = import_onnx(file);
+      std::filesystem::remove(file);
+      ex_ = std::make_unique<exec::Executor>(g);
+      in_ = exec::random_inputs(*g, 1);
+    }
+    ms_.push_back(exec::time_runs(*ex_, in_, 3, 5, 20.0, 20).median_ms);
+  }
+  // Samples so that about `n` are spread over `steps` steps of work: is step i one of them?
+  static bool due(size_t i, size_t steps, size_t n = 10) {
+    return i % std::max<size_t>(1, steps / n) == 0;
+  }
+  void store(latency::LatencyTable& lut) const {
+    if (ms_.empty()) return;
+    lut.reference_ms = exec::summarize(ms_).median_ms;
+    lut.reference_samples = static_cast<int>(ms_.size());
+    spdlog::debug("speed reference samples (ms): {}", fmt::join(ms_, " "));
+  }
+
+ private:
+  const supernet::Supernet& s_;
+  std::unique_ptr<exec::Executor> ex_;
+  std::vector<at::Tensor> in_;
+  std::vector<double> ms_;
+};
+
+// Predicted against measured over validation subnets.
+struct Score {
+  double se = 0, ape = 0;
+  int n = 0, within5 = 0, within10 = 0;
+  void add(double predicted, double measured) {
+    double err = std::fabs(predicted - measured) / measured;
+    se += (predicted - measured) * (predicted - measured);
+    ape += err;
+    within5 += err <= 0.05;
+    within10 += err <= 0.10;
+    ++n;
+  }
+  double share(int k) const { return n ? static_cast<double>(k) / n : 0.0; }
+  double rmse() const { return n ? std::sqrt(se / n) : 0.0; }
+  nlohmann::json json() const {
+    return {{"rmse_ms", rmse()},
+            {"mape", n ? ape / n : 0.0},
+            {"within_5pct", share(within5)},
+            {"within_10pct", share(within10)}};
+  }
+  std::string text() const {
+    return fmt::format(
+        "RMSE {:.3f} ms, mean abs error {:.1f}%, within 5%: {:.0f}%, within 10%: {:.0f}%", rmse(),
+        n ? 100 * ape / n : 0.0, 100 * share(within5), 100 * share(within10));
+  }
+};
+
 }  // namespace
 
 void write_device_bundle(const supernet::Supernet& tuned, const std::string& device,
@@ -153,6 +221,12 @@ void import_device_results(const supernet::Supernet& tuned, const std::string& d
       lut.entries[k->second] = m;
       ++imported;
     }
+  }
+  // The device's speed while the bundle was timed: its whole max subnet, as validate-latency
+  // will time it again.
+  if (auto m = lut.calibration.find("max"); m != lut.calibration.end()) {
+    lut.reference_ms = m->second;
+    lut.reference_samples = 1;
   }
   size_t measured = 0;
   for (const auto& c : cs.configs) measured += lut.entries.count(c.key);
@@ -331,6 +405,8 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
       "{} unique operator configurations in a space of 10^{:.2f} subnets (found "
       "through {} covering subnets in {:.1f} s)",
       cs.configs.size(), cs.log10_subnets, cs.subnets_derived, enum_s);
+  SpeedReference reference(s);
+  const double seconds_before = lut.profiling_seconds;
   auto since_save = std::chrono::steady_clock::now();
   auto measured = [&](std::chrono::steady_clock::time_point start) {
     auto end = std::chrono::steady_clock::now();
@@ -351,6 +427,7 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
     Progress progress("profiling", todo.size());
     for (size_t i = 0; i < todo.size(); ++i) {
       auto start = std::chrono::steady_clock::now();
+      if (SpeedReference::due(i, todo.size())) reference.sample();
       exec::Executor ex(todo[i]->graph);
       exec::Timing t =
           exec::time_runs(ex, exec::random_inputs(*todo[i]->graph, 1, 0, true), 3, 10, 25.0, 200);
@@ -380,6 +457,7 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
     Progress progress("profiling", todo.size());
     for (size_t i = 0; i < todo.size(); ++i) {
       auto start = std::chrono::steady_clock::now();
+      if (SpeedReference::due(i, todo.size())) reference.sample();
       std::shared_ptr<const ir::Graph> g = s.derive(cs.covering[todo[i]]);
       exec::Executor ex(g);
       const auto& keys = cs.covering_keys[todo[i]];
@@ -424,6 +502,13 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
     }
     std::tie(lut.overhead_ms, lut.scale) = latency::fit_overhead_scale(xs, ys);
     lut.calibration_subnets = static_cast<int>(xs.size());
+  }
+  if (lut.profiling_seconds > seconds_before) {  // something was measured now: at this speed
+    auto start = std::chrono::steady_clock::now();
+    reference.sample();
+    reference.store(lut);
+    lut.profiling_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
   double sum = latency::predict(s, lut, supernet::max_subnet(s.space())).latency_ms;
   lut.date = now_utc();
@@ -512,13 +597,21 @@ void add_validate_latency(CLI::App& app) {
     // A subnet's time is the median of its round medians; its re-measurement compares the
     // median of its even rounds with that of its odd ones: how well a measurement repeats is
     // the floor under any predictor's error on this machine.
+    // With a speed reference in the LUT, the max subnet is timed in every round too. The
+    // median of those times against the reference's time at profiling is the device's drift
+    // since then; measured times divided by it are what the subnets would have taken at the
+    // LUT's speed. Both comparisons are printed; the plain one is what the target is about.
     const int batch = 20, rounds = a->once ? 3 : 6;
     std::string stem = (std::filesystem::temp_directory_path() /
                         ("autotailor-validate." + std::to_string(::getpid())))
                            .string();
+    const bool referenced = lut.reference_ms > 0;
+    const std::string ref_file = stem + ".reference.onnx";
+    if (referenced) export_subnet(s, supernet::max_subnet(s.space()), ref_file);
     nlohmann::json rows = nlohmann::json::array();
-    double se = 0, ape = 0;
-    int within5 = 0, within10 = 0, repeat10 = 0;
+    int repeat10 = 0;
+    Score plain, adjusted;
+    std::vector<double> ref_all;
     Progress progress("measuring", a->samples);
     auto median = [](const std::vector<double>& v) { return exec::summarize(v).median_ms; };
     for (int first = 1; first <= a->samples; first += batch) {
@@ -530,6 +623,7 @@ void add_validate_latency(CLI::App& app) {
         files.push_back(fmt::format("{}.{}.onnx", stem, i));
         export_subnet(s, cfgs.back(), files.back());  // measured as users get it: the export
       }
+      if (referenced) files.push_back(ref_file);
       std::vector<std::vector<double>> round_ms;  // per subnet
       if (dev.kind == "ort") {
         round_ms = ort_round_medians(files, lut.threads, rounds, 10, 2);
@@ -546,6 +640,13 @@ void add_validate_latency(CLI::App& app) {
           for (size_t k = 0; k < exs.size(); ++k)
             round_ms[k].push_back(exec::time_runs(*exs[k], ins[k], 1, 5, 30.0, 50).median_ms);
       }
+      std::vector<double> ref_rounds;
+      if (referenced) {
+        ref_rounds = round_ms.back();
+        round_ms.pop_back();
+        files.pop_back();
+        ref_all.insert(ref_all.end(), ref_rounds.begin(), ref_rounds.end());
+      }
       for (const std::string& f : files) std::filesystem::remove(f);
       for (size_t k = 0; k < cfgs.size(); ++k) {
         const std::vector<double>& rm = round_ms[k];
@@ -556,10 +657,7 @@ void add_validate_latency(CLI::App& app) {
         double m_even = median(even), m_odd = odd.empty() ? m_even : median(odd);
         repeat10 += std::fabs(m_odd - m_even) / m_even <= 0.10;
         double err = (predicted - measured) / measured;
-        se += (predicted - measured) * (predicted - measured);
-        ape += std::fabs(err);
-        within5 += std::fabs(err) <= 0.05;
-        within10 += std::fabs(err) <= 0.10;
+        plain.add(predicted, measured);
         rows.push_back({{"subnet", "random:" + std::to_string(first + static_cast<int>(k))},
                         {"config", nlohmann::json::parse(supernet::subnet_to_json(cfgs[k]))},
                         {"predicted_ms", predicted},
@@ -571,16 +669,28 @@ void add_validate_latency(CLI::App& app) {
       progress.step(static_cast<size_t>(last));
     }
     const double n = a->samples;
-    nlohmann::json j = {
-        {"device", a->device},
-        {"threads", lut.threads},
-        {"samples", a->samples},
-        {"rmse_ms", std::sqrt(se / n)},
-        {"mape", ape / n},
-        {"within_5pct", within5 / n},
-        {"within_10pct", within10 / n},
-        {"repeat_within_10pct", a->once ? nlohmann::json() : nlohmann::json(repeat10 / n)},
-        {"subnets", rows}};
+    nlohmann::json j = {{"device", a->device}, {"threads", lut.threads}, {"samples", a->samples}};
+    j.update(plain.json());
+    j["repeat_within_10pct"] = a->once ? nlohmann::json() : nlohmann::json(repeat10 / n);
+    j["subnets"] = rows;
+    double drift = 0;
+    if (referenced) {
+      std::filesystem::remove(ref_file);
+      double now = median(ref_all);
+      drift = now / lut.reference_ms;
+      for (auto& r : j["subnets"]) {
+        double predicted = r["predicted_ms"].get<double>();
+        double at_lut_speed = r["measured_ms"].get<double>() / drift;
+        adjusted.add(predicted, at_lut_speed);
+        r["adjusted_measured_ms"] = at_lut_speed;
+        r["adjusted_error"] = (predicted - at_lut_speed) / at_lut_speed;
+      }
+      j["speed_reference"] = {{"subnet", "max"},
+                              {"profiled_ms", lut.reference_ms},
+                              {"measured_ms", now},
+                              {"drift", drift}};
+      j["adjusted"] = adjusted.json();
+    }
     if (a->json) {
       std::cout << j.dump(2) << "\n";
       return;
@@ -589,15 +699,18 @@ void add_validate_latency(CLI::App& app) {
       std::cout << fmt::format("{:<12} predicted {:9.3f} ms  measured {:9.3f} ms  {:+6.1f}%\n",
                                r["subnet"].get<std::string>(), r["predicted_ms"].get<double>(),
                                r["measured_ms"].get<double>(), 100 * r["error"].get<double>());
-    std::cout << fmt::format(
-        "{} samples on {} ({} thread(s)): RMSE {:.3f} ms, mean abs error {:.1f}%, within 5%: "
-        "{:.0f}%, within 10%: {:.0f}%",
-        a->samples, a->device, lut.threads, std::sqrt(se / n), 100 * ape / n, 100 * within5 / n,
-        100 * within10 / n);
+    std::cout << fmt::format("{} samples on {} ({} thread(s)): {}", a->samples, a->device,
+                             lut.threads, plain.text());
     if (!a->once)
       std::cout << fmt::format(
           "; a second measurement of the same subnet was within 10% of the first for {:.0f}%",
           100 * repeat10 / n);
+    std::cout << "\n";
+    if (referenced)
+      std::cout << fmt::format(
+          "speed reference (the max subnet): {:.3f} ms now, {:.3f} ms when the LUT was measured "
+          "({:+.0f}%); measured times scaled to the LUT's speed: {}\n",
+          median(ref_all), lut.reference_ms, 100 * (drift - 1), adjusted.text());
     std::cout << "\n";
   });
 }

@@ -552,6 +552,11 @@ LatencyTable LatencyTable::load(const std::string& path) {
   }
   if (j.contains("calibration"))
     for (const auto& [name, ms] : j["calibration"].items()) t.calibration[name] = ms.get<double>();
+  if (j.contains("speed_reference")) {
+    t.reference_ms = j["speed_reference"].value("median_ms", 0.0);
+    t.reference_samples = j["speed_reference"].value("samples", 0);
+    if (!(t.reference_ms >= 0)) fail("{}: speed_reference.median_ms is negative", path);
+  }
   if (j.contains("fusion")) {
     const nlohmann::json& f = j["fusion"];
     if (f.contains("pairs"))
@@ -594,6 +599,9 @@ void LatencyTable::save(const std::string& path) const {
                       {"profiling_seconds", profiling_seconds},
                       {"entries", entries}};
   if (!calibration.empty()) j["calibration"] = calibration;
+  if (reference_ms > 0)
+    j["speed_reference"] = {
+        {"subnet", "max"}, {"median_ms", reference_ms}, {"samples", reference_samples}};
   if (!pairs.empty() || !rules.empty()) {
     nlohmann::json jp = nlohmann::json::object(), jr = nlohmann::json::array();
     for (const auto& [id, p] : pairs)

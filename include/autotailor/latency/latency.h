@@ -118,6 +118,13 @@ struct LatencyTable {
   // Imported LUTs: whole calibration subnets timed on the device (name -> ms, one call each),
   // from which overhead_ms and scale are fitted once all of them are measured.
   std::map<std::string, double> calibration;
+  // The device's speed while the table was measured: the max subnet, exported, timed whole
+  // (host: the median of samples taken at intervals through the profile; imported: the
+  // bundle's whole-max row). validate-latency times it again next to its subnets, so that the
+  // device drifting between profiling and validation is told apart from the predictor's error.
+  // 0 when not measured (estimates, older tables).
+  double reference_ms = 0;
+  int reference_samples = 0;
 
   // Refits `rules` from `pairs` and the entries of their two steps.
   void fit_fusion_rules();
