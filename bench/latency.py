@@ -95,22 +95,28 @@ def within10(pred, meas):
     return float(np.mean(np.abs(pred - meas) / meas <= 0.10))
 
 
-def learned_cost(args, at, m, space, lut_dir, lut_val, lut_wall):
+def learned_cost(args, at, m, space, lut_dir, lut_wall):
     """A learned predictor's cost for the LUT's fidelity: ridge regressions fitted on k whole
-    subnets (random:N+1..N+M, each measured once) and scored on the LUT's validation subnets."""
+    subnets (random:N+1..N+M) and scored, as the LUT is, on random:1..N, all measured in one
+    run. Where the LUT has a speed reference, every time is scaled to the LUT's speed by its
+    batch's reference timings, so that the machine drifting over the run's minutes lands on
+    neither side."""
     n = args.samples
     t0 = time.time()
     out = json.loads(run([at, "validate-latency", lut_dir, "--device", "host", "--samples",
                           str(n + args.learned_samples), "--once", "--json"]).stdout)
     per_subnet_s = (time.time() - t0) / (n + args.learned_samples)
-    train = out["subnets"][n:]
-    val = lut_val["subnets"]
+    val, train = out["subnets"][:n], out["subnets"][n:]
+    key = "adjusted_measured_ms" if "adjusted" in out else "measured_ms"
     with open(os.path.join(args.work, m, "learned-subnets.json"), "w") as f:
-        json.dump({"validation": val, "training": train}, f)
+        json.dump({"validation": val, "training": train, "speed_reference":
+                   out.get("speed_reference")}, f)
     xv = np.array([encode(s["config"], space) for s in val])
-    yv = np.array([s["measured_ms"] for s in val])
+    yv = np.array([s[key] for s in val])
     xt = np.array([encode(s["config"], space) for s in train])
-    yt = np.array([s["measured_ms"] for s in train])
+    yt = np.array([s[key] for s in train])
+    lut_w10 = within10([s["predicted_ms"] for s in val], yv)
+    lut_w10_plain = within10([s["predicted_ms"] for s in val], [s["measured_ms"] for s in val])
     # Two learners: ridge on the one-hot encoding (latency in ms), and ridge on log latency
     # with every feature also crossed with the resolution's one-hot (cost scales with H x W,
     # so a width's effect depends on the resolution).
@@ -135,7 +141,10 @@ def learned_cost(args, at, m, space, lut_dir, lut_val, lut_wall):
         log = np.exp(ridge(crossed(xt[:k]), np.log(yt[:k]), crossed(xv), 1e-2))
         curve.append({"k": k, "w10": within10(lin, yv), "w10_log": within10(log, yv),
                       "cost_s": k * per_subnet_s})
-    return {"model": m, "lut_s": lut_wall, "lut_w10": lut_val["within_10pct"],
+    drifts = [s["drift"] for s in out["subnets"] if "drift" in s]
+    return {"model": m, "lut_s": lut_wall, "lut_w10": lut_w10, "lut_w10_plain": lut_w10_plain,
+            "scaled": key != "measured_ms",
+            "drift_range": [min(drifts), max(drifts)] if drifts else None,
             "per_subnet_s": per_subnet_s, "curve": curve,
             "when": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
             "commit": commit()}
@@ -145,12 +154,18 @@ def cost_lines(cost):
     lines = [
         "## Profiling cost against a learned predictor",
         "",
-        f"{cost['model']}, host, measured {cost['when']} at commit {cost['commit']}. The LUT "
-        f"(context method) took {cost['lut_s']:.1f} s to profile and puts "
-        f"{100 * cost['lut_w10']:.0f}% of the validation subnets within ±10% in this run. A "
-        "learned predictor, fitted on k whole subnets measured once each at "
-        f"{cost['per_subnet_s']:.2f} s per subnet (export and measurement included), on the "
-        "same validation subnets. Two learners: *linear*, ridge regression on the one-hot "
+        f"{cost['model']}, host, measured {cost['when']} at commit {cost['commit']}. The "
+        f"validation subnets (random:1..N) and the k training subnets were measured in one "
+        f"run, {cost['per_subnet_s']:.2f} s per subnet (export and 3 interleaved rounds "
+        "included)" + (
+            f", every time scaled to the LUT's speed by its batch's speed reference (the "
+            f"drift ranged {cost['drift_range'][0]:.2f}–{cost['drift_range'][1]:.2f}× over the "
+            "run)" if cost.get("scaled") else "") +
+        f". The LUT (context method) took {cost['lut_s']:.1f} s to profile and puts "
+        f"{100 * cost['lut_w10']:.0f}% of the validation subnets within ±10%"
+        + (f" ({100 * cost['lut_w10_plain']:.0f}% unscaled)" if cost.get("scaled") else "") +
+        ". Learners fitted on k of the training subnets, scored on the same validation "
+        "measurements. Two learners: *linear*, ridge regression on the one-hot "
         "subnet encoding (Once-for-All's input encoding); *log, crossed*, ridge regression on "
         "log latency with every one-hot feature also crossed with the resolution's (cost "
         "scales with H × W, so a width's effect depends on the resolution):",
@@ -218,9 +233,7 @@ def cost_only(args, at, m):
         raise SystemExit(f"latency-bench: {lut_file} missing: run the full benchmark first")
     lut = json.load(open(lut_file))
     space = json.load(open(os.path.join(base, "sn", "space.json")))
-    v = json.loads(run([at, "validate-latency", d, "--device", "host", "--samples",
-                        str(args.samples), "--json"]).stdout)
-    cost = learned_cost(args, at, m, space, d, v, lut["profiling_seconds"])
+    cost = learned_cost(args, at, m, space, d, lut["profiling_seconds"])
     text = open(args.out).read()
     have = sections(text)
     heading = "## Profiling cost against a learned predictor"
@@ -373,7 +386,7 @@ def main():
                 runs_cfg.append((dev, method, d, v, wall))
         ctx = next((x for x in runs_cfg if x[0] == "host" and x[1] == "context"), None)
         if mi == 0 and args.learned_samples > 0 and ctx:
-            cost = learned_cost(args, at, m, space, ctx[2], ctx[3], ctx[4])
+            cost = learned_cost(args, at, m, space, ctx[2], ctx[4])
 
     # Rows of model/device/method combinations not rerun now are kept, with their own run.
     table = {(r["model"], r["device"], r["method"]): r for r in old_rows(args.out)}

@@ -210,9 +210,11 @@ TEST(LatencyCli, ProfileResumesPredictAndValidate) {
       drift,
       j["speed_reference"]["measured_ms"].get<double>() / reference["median_ms"].get<double>(),
       1e-9);
-  for (const auto& r : j["subnets"])
+  for (const auto& r : j["subnets"]) {  // one batch: its drift is the whole run's
+    EXPECT_NEAR(r["drift"].get<double>(), drift, 1e-9);
     EXPECT_NEAR(r["adjusted_measured_ms"].get<double>(), r["measured_ms"].get<double>() / drift,
                 1e-9);
+  }
   EXPECT_TRUE(j["adjusted"]["within_10pct"].is_number());
   // More subnets than one batch of 20: every one measured, in order.
   auto once = test::run_cli("validate-latency " + sn + " --device host --samples 22 --once --json");
@@ -224,7 +226,11 @@ TEST(LatencyCli, ProfileResumesPredictAndValidate) {
     EXPECT_EQ(jo["subnets"][i]["subnet"], "random:" + std::to_string(i + 1));
     EXPECT_EQ(jo["subnets"][i]["round_medians_ms"].size(), 3u);
     EXPECT_GT(jo["subnets"][i]["measured_ms"].get<double>(), 0.0);
+    EXPECT_GT(jo["subnets"][i]["drift"].get<double>(), 0.0);
   }
+  // Two batches, each scaled by its own reference timings.
+  EXPECT_EQ(jo["subnets"][0]["drift"], jo["subnets"][19]["drift"]);
+  EXPECT_EQ(jo["subnets"][20]["drift"], jo["subnets"][21]["drift"]);
   EXPECT_TRUE(jo["subnets"][1]["remeasured_ms"].is_null());
   EXPECT_EQ(jo["subnets"][1]["config"], j["subnets"][1]["config"]);  // random:2 both times
   auto bad = test::run_cli("predict " + sn + " --device exynos1380 --subnet min");
