@@ -95,31 +95,15 @@ def within10(pred, meas):
     return float(np.mean(np.abs(pred - meas) / meas <= 0.10))
 
 
-def learned_cost(args, at, m, space, lut_dir, lut_wall):
-    """A learned predictor's cost for the LUT's fidelity: ridge regressions fitted on k whole
-    subnets (random:N+1..N+M) and scored, as the LUT is, on random:1..N, all measured in one
-    run. Where the LUT has a speed reference, every time is scaled to the LUT's speed by its
-    batch's reference timings, so that the machine drifting over the run's minutes lands on
-    neither side."""
-    n = args.samples
-    t0 = time.time()
-    out = json.loads(run([at, "validate-latency", lut_dir, "--device", "host", "--samples",
-                          str(n + args.learned_samples), "--once", "--json"]).stdout)
-    per_subnet_s = (time.time() - t0) / (n + args.learned_samples)
-    val, train = out["subnets"][:n], out["subnets"][n:]
-    key = "adjusted_measured_ms" if "adjusted" in out else "measured_ms"
-    with open(os.path.join(args.work, m, "learned-subnets.json"), "w") as f:
-        json.dump({"validation": val, "training": train, "speed_reference":
-                   out.get("speed_reference")}, f)
+def learner_curve(val, train, space, key, per_subnet_s):
+    """Share of `val` within ±10% for two learners fitted on the first k of `train`, with
+    `key` (a measured time field) as the truth: ridge on the one-hot encoding (latency in ms),
+    and ridge on log latency with every feature also crossed with the resolution's one-hot
+    (cost scales with H x W, so a width's effect depends on the resolution)."""
     xv = np.array([encode(s["config"], space) for s in val])
     yv = np.array([s[key] for s in val])
     xt = np.array([encode(s["config"], space) for s in train])
     yt = np.array([s[key] for s in train])
-    lut_w10 = within10([s["predicted_ms"] for s in val], yv)
-    lut_w10_plain = within10([s["predicted_ms"] for s in val], [s["measured_ms"] for s in val])
-    # Two learners: ridge on the one-hot encoding (latency in ms), and ridge on log latency
-    # with every feature also crossed with the resolution's one-hot (cost scales with H x W,
-    # so a width's effect depends on the resolution).
     nres = len(space.get("resolution", {}).get("choices", []))
 
     def crossed(x):
@@ -141,61 +125,95 @@ def learned_cost(args, at, m, space, lut_dir, lut_wall):
         log = np.exp(ridge(crossed(xt[:k]), np.log(yt[:k]), crossed(xv), 1e-2))
         curve.append({"k": k, "w10": within10(lin, yv), "w10_log": within10(log, yv),
                       "cost_s": k * per_subnet_s})
-    drifts = [s["drift"] for s in out["subnets"] if "drift" in s]
-    return {"model": m, "lut_s": lut_wall, "lut_w10": lut_w10, "lut_w10_plain": lut_w10_plain,
-            "scaled": key != "measured_ms",
-            "drift_range": [min(drifts), max(drifts)] if drifts else None,
-            "per_subnet_s": per_subnet_s, "curve": curve,
-            "when": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
-            "commit": commit()}
+    lut = within10([s["predicted_ms"] for s in val], yv)
+    return lut, curve
+
+
+def learned_cost(args, at, m, space, lut_dir, lut_wall):
+    """A learned predictor's cost for the LUT's fidelity: ridge regressions fitted on k whole
+    subnets (random:N+1..N+M) and scored, as the LUT is, on random:1..N, all measured in one
+    run. Where the LUT has a speed reference, the comparison is made twice: on the measured
+    times, and on the times scaled to the LUT's speed by their batch's reference timings.
+    With --reuse-measurements the last run's saved measurements are scored again."""
+    n = args.samples
+    saved = os.path.join(args.work, m, "learned-subnets.json")
+    if args.reuse_measurements:
+        d = json.load(open(saved))
+        val, train, per_subnet_s = d["validation"], d["training"], d["per_subnet_s"]
+        when, run_commit = d["when"], d["commit"]
+    else:
+        t0 = time.time()
+        out = json.loads(run([at, "validate-latency", lut_dir, "--device", "host", "--samples",
+                              str(n + args.learned_samples), "--once", "--json"]).stdout)
+        per_subnet_s = (time.time() - t0) / (n + args.learned_samples)
+        val, train = out["subnets"][:n], out["subnets"][n:]
+        when = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
+        run_commit = commit()
+        with open(saved, "w") as f:
+            json.dump({"validation": val, "training": train, "per_subnet_s": per_subnet_s,
+                       "when": when, "commit": run_commit,
+                       "speed_reference": out.get("speed_reference")}, f)
+    lut_w10, curve = learner_curve(val, train, space, "measured_ms", per_subnet_s)
+    scaled = None
+    if all("adjusted_measured_ms" in s for s in val + train):
+        lut_scaled, curve_scaled = learner_curve(val, train, space, "adjusted_measured_ms",
+                                                 per_subnet_s)
+        drifts = [s["drift"] for s in val + train]
+        scaled = {"lut_w10": lut_scaled, "curve": curve_scaled,
+                  "drift_range": [min(drifts), max(drifts)]}
+    return {"model": m, "lut_s": lut_wall, "lut_w10": lut_w10, "scaled": scaled,
+            "per_subnet_s": per_subnet_s, "curve": curve, "when": when, "commit": run_commit}
 
 
 def cost_lines(cost):
+    sc = cost.get("scaled")
     lines = [
         "## Profiling cost against a learned predictor",
         "",
         f"{cost['model']}, host, measured {cost['when']} at commit {cost['commit']}. The "
-        f"validation subnets (random:1..N) and the k training subnets were measured in one "
+        "validation subnets (random:1..N) and the k training subnets were measured in one "
         f"run, {cost['per_subnet_s']:.2f} s per subnet (export and 3 interleaved rounds "
-        "included)" + (
-            f", every time scaled to the LUT's speed by its batch's speed reference (the "
-            f"drift ranged {cost['drift_range'][0]:.2f}–{cost['drift_range'][1]:.2f}× over the "
-            "run)" if cost.get("scaled") else "") +
-        f". The LUT (context method) took {cost['lut_s']:.1f} s to profile and puts "
-        f"{100 * cost['lut_w10']:.0f}% of the validation subnets within ±10%"
-        + (f" ({100 * cost['lut_w10_plain']:.0f}% unscaled)" if cost.get("scaled") else "") +
-        ". Learners fitted on k of the training subnets, scored on the same validation "
-        "measurements. Two learners: *linear*, ridge regression on the one-hot "
-        "subnet encoding (Once-for-All's input encoding); *log, crossed*, ridge regression on "
-        "log latency with every one-hot feature also crossed with the resolution's (cost "
-        "scales with H × W, so a width's effect depends on the resolution):",
+        f"included). The LUT (context method) took {cost['lut_s']:.1f} s to profile. "
+        "Learners are fitted on the first k training subnets and scored, as the LUT is, on the "
+        "validation subnets' measurements of the same run. Two learners: *linear*, ridge "
+        "regression on the one-hot subnet encoding (Once-for-All's input encoding); *log*, "
+        "ridge regression on log latency with every one-hot feature also crossed with the "
+        "resolution's (cost scales with H × W, so a width's effect depends on the "
+        "resolution)." + (
+            " *Scaled*: the same, with every measured time divided by its batch's speed "
+            f"reference drift (which ranged {sc['drift_range'][0]:.2f}–"
+            f"{sc['drift_range'][1]:.2f}× over the run)." if sc else ""),
         "",
-        "| k whole subnets | measuring them | within ±10%, linear | within ±10%, log, crossed "
-        "| cost vs LUT |",
-        "|---:|---:|---:|---:|---:|",
+        f"LUT within ±10%: {100 * cost['lut_w10']:.0f}%" +
+        (f"; scaled: {100 * sc['lut_w10']:.0f}%" if sc else "") + ".",
+        "",
+        "| k whole subnets | measuring them | linear | log |" + (" linear, scaled | log, scaled |"
+                                                            if sc else "") + " cost vs LUT |",
+        "|---:|---:|---:|---:|" + ("---:|---:|" if sc else "") + "---:|",
     ]
-    reach = None
-    for c in cost["curve"]:
-        best = max(c["w10"], c.get("w10_log", 0.0))
-        log = f"{100 * c['w10_log']:.0f}%" if "w10_log" in c else "-"
-        lines.append(f"| {c['k']} | {c['cost_s']:.0f} s | {100 * c['w10']:.0f}% | {log} | "
-                     f"{c['cost_s'] / cost['lut_s']:.1f}× |")
-        if reach is None and best >= cost["lut_w10"]:
-            reach = c
+    for i, c in enumerate(cost["curve"]):
+        row = f"| {c['k']} | {c['cost_s']:.0f} s | {100 * c['w10']:.0f}% | {100 * c['w10_log']:.0f}% |"
+        if sc:
+            s2 = sc["curve"][i]
+            row += f" {100 * s2['w10']:.0f}% | {100 * s2['w10_log']:.0f}% |"
+        lines.append(row + f" {c['cost_s'] / cost['lut_s']:.1f}× |")
     lines.append("")
-    if cost["lut_w10"] < 0.5:
-        lines.append(f"The LUT itself puts only {100 * cost['lut_w10']:.0f}% within ±10% in this "
-                     "run: compare the measurements over time (machine drift) before reading "
-                     "anything into the learners' numbers.")
-    elif reach:
-        lines.append(f"A learned predictor first matches the LUT at k = {reach['k']}: "
-                     f"{reach['cost_s'] / cost['lut_s']:.1f}× the LUT's profiling time.")
-    elif cost["curve"]:
-        last = cost["curve"][-1]
-        lines.append(
-            f"Neither learned predictor matches the LUT's fidelity with up to "
-            f"k = {last['k']} subnets ({last['cost_s'] / cost['lut_s']:.1f}× the LUT's "
-            "profiling time).")
+    for label, lut_w10, curve in [("measured", cost["lut_w10"], cost["curve"])] + (
+            [("scaled", sc["lut_w10"], sc["curve"])] if sc else []):
+        reach = next((c for c in curve if max(c["w10"], c["w10_log"]) >= lut_w10), None)
+        if lut_w10 < 0.5:
+            lines.append(f"- {label}: the LUT itself puts only {100 * lut_w10:.0f}% within "
+                         "±10%; compare the measurements over time (machine drift) before "
+                         "reading anything into the learners' numbers.")
+        elif reach:
+            lines.append(f"- {label}: a learned predictor first matches the LUT at "
+                         f"k = {reach['k']}, {reach['cost_s'] / cost['lut_s']:.1f}× the LUT's "
+                         "profiling time.")
+        elif curve:
+            last = curve[-1]
+            lines.append(f"- {label}: neither learner matches the LUT with up to k = "
+                         f"{last['k']} subnets ({last['cost_s'] / cost['lut_s']:.1f}× the "
+                         "LUT's profiling time).")
     lines.append("")
     return lines
 
@@ -325,6 +343,8 @@ def main():
     ap.add_argument("--devices", default="host,host-ort")
     ap.add_argument("--methods", default="context,isolated")
     ap.add_argument("--learned-samples", type=int, default=400)
+    ap.add_argument("--reuse-measurements", action="store_true",
+                    help="with --cost-only: score the last run's saved subnet measurements again")
     ap.add_argument("--cost-only", action="store_true",
                     help="only the learned-predictor comparison, on the first model's existing LUT")
     ap.add_argument("--cache", default=os.path.join(REPO, "build", "bench-models"))
