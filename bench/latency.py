@@ -445,7 +445,8 @@ def main():
         lines += fusion_lines(fusion)
     else:
         lines += kept_sections(args.out, ["## Fusion rules measured for host-ort"])
-    lines += kept_sections(args.out, ["## Reading these numbers"])
+    lines += kept_sections(args.out, ["## Relative latency: the LUT in units of a paired reference",
+                                      "## Reading these numbers"])
     tmp = args.out + ".tmp"
     with open(tmp, "w") as f:
         f.write("\n".join(lines) + "\n")
