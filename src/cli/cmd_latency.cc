@@ -641,12 +641,13 @@ void add_validate_latency(CLI::App& app) {
           for (size_t k = 0; k < exs.size(); ++k)
             round_ms[k].push_back(exec::time_runs(*exs[k], ins[k], 1, 5, 30.0, 50).median_ms);
       }
-      std::vector<double> ref_rounds;
+      double batch_drift = 0;  // this batch's reference now against at profiling
       if (referenced) {
-        ref_rounds = round_ms.back();
+        const std::vector<double>& ref_rounds = round_ms.back();
+        batch_drift = median(ref_rounds) / lut.reference_ms;
+        ref_all.insert(ref_all.end(), ref_rounds.begin(), ref_rounds.end());
         round_ms.pop_back();
         files.pop_back();
-        ref_all.insert(ref_all.end(), ref_rounds.begin(), ref_rounds.end());
       }
       for (const std::string& f : files) std::filesystem::remove(f);
       for (size_t k = 0; k < cfgs.size(); ++k) {
@@ -667,10 +668,9 @@ void add_validate_latency(CLI::App& app) {
                         {"remeasured_ms", a->once ? nlohmann::json() : nlohmann::json(m_odd)},
                         {"error", err}});
         if (referenced) {
-          double drift = median(ref_rounds) / lut.reference_ms;
-          double at_lut_speed = measured / drift;
+          double at_lut_speed = measured / batch_drift;
           adjusted.add(predicted, at_lut_speed);
-          rows.back()["drift"] = drift;
+          rows.back()["drift"] = batch_drift;
           rows.back()["adjusted_measured_ms"] = at_lut_speed;
           rows.back()["adjusted_error"] = (predicted - at_lut_speed) / at_lut_speed;
         }
@@ -682,10 +682,10 @@ void add_validate_latency(CLI::App& app) {
     j.update(plain.json());
     j["repeat_within_10pct"] = a->once ? nlohmann::json() : nlohmann::json(repeat10 / n);
     j["subnets"] = rows;
-    double drift = 0;
+    double now = 0, drift = 0;  // the reference over the whole run
     if (referenced) {
       std::filesystem::remove(ref_file);
-      double now = median(ref_all);
+      now = median(ref_all);
       drift = now / lut.reference_ms;
       j["speed_reference"] = {{"subnet", "max"},
                               {"profiled_ms", lut.reference_ms},
@@ -712,8 +712,7 @@ void add_validate_latency(CLI::App& app) {
       std::cout << fmt::format(
           "speed reference (the max subnet): {:.3f} ms now, {:.3f} ms when the LUT was measured "
           "({:+.0f}%); measured times scaled to the LUT's speed (per batch of 20): {}\n",
-          median(ref_all), lut.reference_ms, 100 * (drift - 1), adjusted.text());
-    std::cout << "\n";
+          now, lut.reference_ms, 100 * (drift - 1), adjusted.text());
   });
 }
 
