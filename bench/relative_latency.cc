@@ -1,7 +1,7 @@
 // Relative latency: the in-context LUT and its validation, both measured in units of a paired
 // reference (the max subnet, exported), on a machine whose speed drifts.
 //
-//   bench_relative_latency SUPERNET_DIR [--cycles N] [--samples N]
+//   bench_relative_latency SUPERNET_DIR [--cycles N] [--samples N] [--blocks 0|1]
 //
 // Each cycle profiles the space as `profile --method context` does (every covering subnet run
 // whole with its steps timed), except that every timed run is followed by one run of the
@@ -12,6 +12,9 @@
 // Prints, per cycle, the share within ±10% in ratio units, the same in ms (ratio times the
 // reference's median during the profile, against the subnet's own time), and how well the
 // measured ratios repeat (even rounds against odd). Written up in docs/latency-results.md.
+// With --blocks 1 the pairing is by blocks instead of by runs: a model's runs follow each other
+// (warm, as `bench` times it: one warm-up, then the timed runs), then the reference's block of
+// runs follows, and the ratio is that of the two blocks' medians.
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <fmt/format.h>
@@ -66,7 +69,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string dir = argv[1];
-  int cycles = 3, samples = 20;
+  int cycles = 3, samples = 20, blocks = 0;
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string k = argv[i];
     int v = std::atoi(argv[i + 1]);
@@ -74,6 +77,8 @@ int main(int argc, char** argv) {
       cycles = v;
     } else if (k == "--samples" && v > 0) {
       samples = v;
+    } else if (k == "--blocks" && (v == 0 || v == 1) && std::string(argv[i + 1]).size() == 1) {
+      blocks = v;
     } else {
       fmt::print(stderr, "{}: unknown option or bad value {} {}\n", argv[0], k, argv[i + 1]);
       return 2;
@@ -99,29 +104,43 @@ int main(int argc, char** argv) {
         exec::Executor ex(g);
         std::vector<at::Tensor> in = exec::random_inputs(*g, 1);
         const std::vector<std::string>& keys = cs.covering_keys[i];
-        for (int w = 0; w < 2; ++w) {
-          ex.run(in);
-          ref.ex->run(ref.in);
-        }
-        std::vector<double> step_ms;
         std::vector<std::vector<double>> ratios(keys.size());
         std::vector<double> whole, sum;
-        for (int p = 0; p < 10; ++p) {
-          ex.set_step_timer(&step_ms);
-          auto a = Clock::now();
-          ex.run(in);
-          auto b = Clock::now();
-          ex.set_step_timer(nullptr);
-          ref.ex->run(ref.in);
-          double r = ms_between(b, Clock::now());
+        if (blocks) {
+          std::vector<double> whole_ms;
+          auto steps = exec::time_steps(ex, in, 1, 10, 0.0, 10, &whole_ms);
+          double r = exec::time_runs(*ref.ex, ref.in, 1, 5, 0.0, 5).median_ms;
           ref_profile.push_back(r);
           double total = 0;
           for (size_t k = 0; k < keys.size(); ++k) {
-            ratios[k].push_back(step_ms[k] / r);
-            total += step_ms[k] / r;
+            ratios[k].push_back(median(steps[k]) / r);
+            total += median(steps[k]) / r;
           }
-          whole.push_back(ms_between(a, b) / r);
+          whole.push_back(median(whole_ms) / r);
           sum.push_back(total);
+        } else {
+          for (int w = 0; w < 2; ++w) {
+            ex.run(in);
+            ref.ex->run(ref.in);
+          }
+          std::vector<double> step_ms;
+          for (int p = 0; p < 10; ++p) {
+            ex.set_step_timer(&step_ms);
+            auto a = Clock::now();
+            ex.run(in);
+            auto b = Clock::now();
+            ex.set_step_timer(nullptr);
+            ref.ex->run(ref.in);
+            double r = ms_between(b, Clock::now());
+            ref_profile.push_back(r);
+            double total = 0;
+            for (size_t k = 0; k < keys.size(); ++k) {
+              ratios[k].push_back(step_ms[k] / r);
+              total += step_ms[k] / r;
+            }
+            whole.push_back(ms_between(a, b) / r);
+            sum.push_back(total);
+          }
         }
         for (size_t k = 0; k < keys.size(); ++k) per_context[keys[k]].push_back(median(ratios[k]));
         overhead.push_back(median(whole) - median(sum));
@@ -144,18 +163,26 @@ int main(int argc, char** argv) {
       std::vector<double> ref_validation;
       for (int r = 0; r < 6; ++r)
         for (size_t k = 0; k < subnets.size(); ++k) {
-          subnets[k].ex->run(subnets[k].in);
-          ref.ex->run(ref.in);
           std::vector<double> q, m;
-          for (int p = 0; p < 5; ++p) {
-            auto a = Clock::now();
-            subnets[k].ex->run(subnets[k].in);
-            auto b = Clock::now();
-            ref.ex->run(ref.in);
-            double rr = ms_between(b, Clock::now());
-            q.push_back(ms_between(a, b) / rr);
-            m.push_back(ms_between(a, b));
+          if (blocks) {
+            double sm = exec::time_runs(*subnets[k].ex, subnets[k].in, 1, 5, 0.0, 5).median_ms;
+            double rr = exec::time_runs(*ref.ex, ref.in, 1, 5, 0.0, 5).median_ms;
+            q.push_back(sm / rr);
+            m.push_back(sm);
             ref_validation.push_back(rr);
+          } else {
+            subnets[k].ex->run(subnets[k].in);
+            ref.ex->run(ref.in);
+            for (int p = 0; p < 5; ++p) {
+              auto a = Clock::now();
+              subnets[k].ex->run(subnets[k].in);
+              auto b = Clock::now();
+              ref.ex->run(ref.in);
+              double rr = ms_between(b, Clock::now());
+              q.push_back(ms_between(a, b) / rr);
+              m.push_back(ms_between(a, b));
+              ref_validation.push_back(rr);
+            }
           }
           ratio_rounds[k].push_back(median(q));
           ms_rounds[k].push_back(median(m));

@@ -49,6 +49,7 @@ TEST(LatencyTable, RoundTripAndMissingEntries) {
   t.scale = 1.1;
   t.reference_ms = 3.5;
   t.reference_samples = 11;
+  t.relative = true;
   for (const std::string& k : latency::step_keys(*s.derive(supernet::max_subnet(s.space()))))
     t.entries[k] = {0.5, 0.4, 0.6, 10, false};
   t.save(dir + "/lut.json");
@@ -57,6 +58,7 @@ TEST(LatencyTable, RoundTripAndMissingEntries) {
   EXPECT_EQ(back.threads, 2);
   EXPECT_EQ(back.reference_ms, 3.5);
   EXPECT_EQ(back.reference_samples, 11);
+  EXPECT_TRUE(back.relative);
   auto p = latency::predict(s, back, supernet::max_subnet(s.space()));
   EXPECT_NEAR(p.latency_ms, 0.25 + 1.1 * 0.5 * static_cast<double>(p.steps.size()), 1e-9);
   EXPECT_THROW(latency::predict(s, back, supernet::min_subnet(s.space())), Error);
@@ -179,10 +181,12 @@ TEST(LatencyCli, ProfileResumesPredictAndValidate) {
   ASSERT_EQ(small_supernet(sn), 0);
   auto first = test::run_cli("profile " + sn + " --device host --threads 1");
   ASSERT_EQ(first.status, 0) << first.err;
-  // The speed reference: the max subnet timed at intervals through the profile.
+  // The speed reference: the max subnet, a block of it timed after every covering subnet, and
+  // the entries measured in its units.
   auto reference = nlohmann::json::parse(test::slurp(sn + "/lut_host.json"))["speed_reference"];
   EXPECT_GT(reference["median_ms"].get<double>(), 0.0);
   EXPECT_GE(reference["samples"].get<int>(), 2);
+  EXPECT_TRUE(reference["relative"].get<bool>());
   auto again = test::run_cli("profile " + sn + " --device host --threads 1");
   ASSERT_EQ(again.status, 0) << again.err;
   EXPECT_NE(again.err.find("; 0 covering subnets to time in context"), std::string::npos)
@@ -204,16 +208,21 @@ TEST(LatencyCli, ProfileResumesPredictAndValidate) {
   // Each row names its subnet's config, which is what a learned predictor is fitted on.
   EXPECT_EQ(j["subnets"][0]["config"]["format"], "autotailor-subnet");
   EXPECT_EQ(j["subnets"][0]["round_medians_ms"].size(), 6u) << "interleaved rounds";
-  // The reference timed again next to the subnets; measured times scaled by its drift.
+  // The reference timed again after each subnet in every round; measured times in its units.
   double drift = j["speed_reference"]["drift"].get<double>();
   EXPECT_NEAR(
       drift,
       j["speed_reference"]["measured_ms"].get<double>() / reference["median_ms"].get<double>(),
       1e-9);
-  for (const auto& r : j["subnets"]) {  // one batch: its drift is the whole run's
-    EXPECT_NEAR(r["drift"].get<double>(), drift, 1e-9);
-    EXPECT_NEAR(r["adjusted_measured_ms"].get<double>(), r["measured_ms"].get<double>() / drift,
-                1e-9);
+  EXPECT_EQ(j["speed_reference"]["paired"], "subnet");
+  for (const auto& r : j["subnets"]) {
+    std::vector<double> rm = r["round_medians_ms"], rr = r["reference_round_medians_ms"], q;
+    ASSERT_EQ(rr.size(), rm.size());
+    for (size_t k = 0; k < rm.size(); ++k) q.push_back(rm[k] / rr[k]);
+    EXPECT_NEAR(r["drift"].get<double>(),
+                exec::summarize(rr).median_ms / reference["median_ms"].get<double>(), 1e-9);
+    EXPECT_NEAR(r["adjusted_measured_ms"].get<double>(),
+                exec::summarize(q).median_ms * reference["median_ms"].get<double>(), 1e-9);
   }
   EXPECT_TRUE(j["adjusted"]["within_10pct"].is_number());
   // More subnets than one batch of 20: every one measured, in order.
@@ -228,9 +237,8 @@ TEST(LatencyCli, ProfileResumesPredictAndValidate) {
     EXPECT_GT(jo["subnets"][i]["measured_ms"].get<double>(), 0.0);
     EXPECT_GT(jo["subnets"][i]["drift"].get<double>(), 0.0);
   }
-  // Two batches, each scaled by its own reference timings.
-  EXPECT_EQ(jo["subnets"][0]["drift"], jo["subnets"][19]["drift"]);
-  EXPECT_EQ(jo["subnets"][20]["drift"], jo["subnets"][21]["drift"]);
+  for (int i = 0; i < 22; ++i)  // each subnet's own reference timings
+    EXPECT_EQ(jo["subnets"][i]["reference_round_medians_ms"].size(), 3u);
   EXPECT_TRUE(jo["subnets"][1]["remeasured_ms"].is_null());
   EXPECT_EQ(jo["subnets"][1]["config"], j["subnets"][1]["config"]);  // random:2 both times
   auto bad = test::run_cli("predict " + sn + " --device exynos1380 --subnet min");
@@ -248,6 +256,7 @@ TEST(LatencyCli, BundleShardsImportAndCompareWithDirectProfiling) {
   auto direct = test::run_cli("profile " + sn + " --device host --method isolated");
   ASSERT_EQ(direct.status, 0) << direct.err;
   auto host = nlohmann::json::parse(test::slurp(sn + "/lut_host.json"));
+  EXPECT_FALSE(host["speed_reference"]["relative"].get<bool>()) << "isolated: sampled, not paired";
   EXPECT_EQ(host["method"], "isolated");
   std::vector<std::string> csvs;
   size_t models = 0, pairs = 0, whole = 0;
@@ -374,6 +383,10 @@ TEST(LatencyCli, HostOrtProfilesThroughOnnxRuntime) {
   // The bundle's whole max subnet is the speed reference, timed again next to the subnets.
   EXPECT_EQ(lut["speed_reference"]["median_ms"], lut["calibration"]["max"]);
   EXPECT_GT(j["speed_reference"]["measured_ms"].get<double>(), 0.0);
+  EXPECT_EQ(j["speed_reference"]["paired"], "round") << "the reference once in every round";
+  EXPECT_EQ(j["subnets"][0]["reference_round_medians_ms"],
+            j["subnets"][1]["reference_round_medians_ms"]);
+  EXPECT_FALSE(lut["speed_reference"]["relative"].get<bool>());
   // The two-step models of the fusion-rule test were timed in ONNX Runtime and fitted.
   EXPECT_FALSE(lut["fusion"]["pairs"].empty());
   EXPECT_FALSE(lut["fusion"]["rules"].empty());

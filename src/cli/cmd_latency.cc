@@ -9,6 +9,7 @@
 #include <cmath>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -71,12 +72,36 @@ std::string temp_model(const std::string& what) {
 }
 
 // The device's speed while a host LUT is measured: the max subnet, exported as users get it,
-// timed whole (a short median) at intervals through the profile. validate-latency times the
-// same model next to its subnets.
+// timed whole. The isolated method samples it at intervals through the profile; the context
+// method times a block of it right after every covering subnet's block and measures entries in
+// its units. validate-latency times the same model next to its subnets.
 class SpeedReference {
  public:
   explicit SpeedReference(const supernet::Supernet& s) : s_(s) {}
-  void sample() {
+  // A short median, recorded: one sample of the device's speed.
+  void sample() { ms_.push_back(time(3, 5, 20.0, 20)); }
+  // One warm block (a warm-up run, then kBlockRuns), recorded and returned: the unit of the
+  // block measured just before it.
+  double block() {
+    ms_.push_back(time(1, kBlockRuns, 0.0, kBlockRuns));
+    return ms_.back();
+  }
+  static constexpr int kBlockRuns = 5;
+  double median() const { return exec::summarize(ms_).median_ms; }
+  int samples() const { return static_cast<int>(ms_.size()); }
+  // Samples so that about `n` are spread over `steps` steps of work: is step i one of them?
+  static bool due(size_t i, size_t steps, size_t n = 10) {
+    return i % std::max<size_t>(1, steps / n) == 0;
+  }
+  void store(latency::LatencyTable& lut) const {
+    if (ms_.empty()) return;
+    lut.reference_ms = median();
+    lut.reference_samples = samples();
+    spdlog::debug("speed reference samples (ms): {}", fmt::join(ms_, " "));
+  }
+
+ private:
+  double time(int warmup, int runs, double min_ms, int max_runs) {
     if (!ex_) {  // exported on first use: a profile with nothing to measure pays nothing
       std::string file = temp_model("reference");
       export_subnet(s_, supernet::max_subnet(s_.space()), file);
@@ -85,20 +110,9 @@ class SpeedReference {
       ex_ = std::make_unique<exec::Executor>(g);
       in_ = exec::random_inputs(*g, 1);
     }
-    ms_.push_back(exec::time_runs(*ex_, in_, 3, 5, 20.0, 20).median_ms);
-  }
-  // Samples so that about `n` are spread over `steps` steps of work: is step i one of them?
-  static bool due(size_t i, size_t steps, size_t n = 10) {
-    return i % std::max<size_t>(1, steps / n) == 0;
-  }
-  void store(latency::LatencyTable& lut) const {
-    if (ms_.empty()) return;
-    lut.reference_ms = exec::summarize(ms_).median_ms;
-    lut.reference_samples = static_cast<int>(ms_.size());
-    spdlog::debug("speed reference samples (ms): {}", fmt::join(ms_, " "));
+    return exec::time_runs(*ex_, in_, warmup, runs, min_ms, max_runs).median_ms;
   }
 
- private:
   const supernet::Supernet& s_;
   std::unique_ptr<exec::Executor> ex_;
   std::vector<at::Tensor> in_;
@@ -408,11 +422,13 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
   SpeedReference reference(s);
   const double seconds_before = lut.profiling_seconds;
   auto since_save = std::chrono::steady_clock::now();
+  std::function<void()> sync = [] {};  // brings lut's entries up to date before a save
   auto measured = [&](std::chrono::steady_clock::time_point start) {
     auto end = std::chrono::steady_clock::now();
     lut.profiling_seconds += std::chrono::duration<double>(end - start).count();
     // Saved as it goes: an interrupted profile resumes where it stopped.
     if (end - since_save > std::chrono::seconds(5)) {
+      sync();
       lut.date = now_utc();
       lut.save(path);
       since_save = end;
@@ -424,6 +440,7 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
       if (!lut.entries.count(c.key)) todo.push_back(&c);
     spdlog::info("{} already in {}, {} to measure alone", cs.configs.size() - todo.size(), path,
                  todo.size());
+    lut.relative = false;
     Progress progress("profiling", todo.size());
     for (size_t i = 0; i < todo.size(); ++i) {
       auto start = std::chrono::steady_clock::now();
@@ -436,8 +453,12 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
       progress.step(i + 1);
     }
   } else {
-    // In context: each covering subnet runs whole with every step timed; a configuration's
-    // entry is the median over the covering subnets it occurs in of its per-subnet median.
+    // In context: each covering subnet runs whole with every step timed, and a block of the
+    // speed reference runs right after; a configuration's entry is the median over the
+    // covering subnets it occurs in of its per-subnet median over that reference block's
+    // median. Entries are stored in ms at the reference's median over the profile (or, when
+    // resuming, at the table's recorded one), so that drift of the machine's speed during the
+    // profile cancels instead of landing on whichever steps were timed while it lasted.
     std::vector<size_t> todo;
     std::set<std::string> missing;
     for (size_t i = 0; i < cs.covering.size(); ++i)
@@ -451,42 +472,53 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
     for (const auto& c : cs.configs) have += lut.entries.count(c.key);
     spdlog::info("{} of {} configurations already in {}; {} covering subnets to time in context",
                  have, cs.configs.size(), path, todo.size());
-    std::map<std::string, std::vector<double>> per_context;
+    // Resuming: the entries already there are in ms at the recorded reference; new ones join
+    // them at that unit.
+    const bool fixed_unit = have > 0 && lut.reference_ms > 0;
+    const int samples_before = fixed_unit ? lut.reference_samples : 0;
+    std::map<std::string, std::vector<double>> per_context;  // in reference units
     std::map<std::string, int> runs;
     std::vector<double> gaps;  // whole run minus its steps: the executor's per-run overhead
+    sync = [&] {
+      if (per_context.empty()) return;
+      double unit = fixed_unit ? lut.reference_ms : reference.median();
+      for (const auto& [key, ratios] : per_context) {
+        exec::Timing across = exec::summarize(ratios);
+        lut.entries[key] = {across.median_ms * unit, across.p10_ms * unit, across.p90_ms * unit,
+                            runs[key], false};
+      }
+      // The per-model constant, measured: the median over the covering subnets of what a
+      // whole run takes beyond its steps (input checks, releasing tensors, the timers).
+      lut.overhead_ms = std::max(0.0, exec::summarize(gaps).median_ms * unit);
+      lut.scale = 1;
+      lut.calibration_subnets = static_cast<int>(gaps.size());
+      lut.reference_ms = unit;
+      lut.reference_samples = samples_before + reference.samples();
+      lut.relative = true;
+    };
     Progress progress("profiling", todo.size());
     for (size_t i = 0; i < todo.size(); ++i) {
       auto start = std::chrono::steady_clock::now();
-      if (SpeedReference::due(i, todo.size())) reference.sample();
       std::shared_ptr<const ir::Graph> g = s.derive(cs.covering[todo[i]]);
       exec::Executor ex(g);
       const auto& keys = cs.covering_keys[todo[i]];
       if (ex.step_count() != keys.size()) fail("internal: step plan changed between derivations");
       std::vector<double> whole;
       auto steps = exec::time_steps(ex, exec::random_inputs(*g, 1), 3, 10, 100.0, 100, &whole);
+      const double unit = reference.block();
       double step_sum = 0;
       for (const auto& st : steps) step_sum += exec::summarize(st).median_ms;
-      gaps.push_back(exec::summarize(whole).median_ms - step_sum);
+      gaps.push_back((exec::summarize(whole).median_ms - step_sum) / unit);
       for (size_t k = 0; k < keys.size(); ++k) {
         if (!missing.count(keys[k])) continue;
         exec::Timing t = exec::summarize(steps[k]);
-        auto& v = per_context[keys[k]];
-        v.push_back(t.median_ms);
+        per_context[keys[k]].push_back(t.median_ms / unit);
         runs[keys[k]] += t.runs;
-        exec::Timing across = exec::summarize(v);
-        lut.entries[keys[k]] = {across.median_ms, across.p10_ms, across.p90_ms, runs[keys[k]],
-                                false};
       }
       measured(start);
       progress.step(i + 1);
     }
-    // The per-model constant, measured: the median over the covering subnets of what a whole
-    // run takes beyond its steps (input checks, releasing tensors, the timers).
-    if (!gaps.empty()) {
-      lut.overhead_ms = std::max(0.0, exec::summarize(gaps).median_ms);
-      lut.scale = 1;
-      lut.calibration_subnets = static_cast<int>(gaps.size());
-    }
+    sync();
   }
   if (method == "isolated") {
     // Per-model calibration: the max, min and a few random subnets measured whole, against the
@@ -503,7 +535,8 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
     std::tie(lut.overhead_ms, lut.scale) = latency::fit_overhead_scale(xs, ys);
     lut.calibration_subnets = static_cast<int>(xs.size());
   }
-  if (lut.profiling_seconds > seconds_before) {  // something was measured now: at this speed
+  if (method == "isolated" && lut.profiling_seconds > seconds_before) {
+    // Something was measured now: the speed it was measured at.
     auto start = std::chrono::steady_clock::now();
     reference.sample();
     reference.store(lut);
@@ -597,11 +630,13 @@ void add_validate_latency(CLI::App& app) {
     // A subnet's time is the median of its round medians; its re-measurement compares the
     // median of its even rounds with that of its odd ones: how well a measurement repeats is
     // the floor under any predictor's error on this machine.
-    // With a speed reference in the LUT, the max subnet is timed in every round too. Per
-    // batch, the median of those times against the reference's time at profiling is the
-    // device's drift since then; the batch's measured times divided by it are what its subnets
-    // would have taken at the LUT's speed. Both comparisons are printed; the plain one is what
-    // the target is about.
+    // With a speed reference in the LUT, the max subnet is timed next to every subnet: on the
+    // host a warm block of it right after each subnet's runs in every round (as `profile`
+    // times it after every covering subnet), with ONNX Runtime once in every round of the
+    // batch. A subnet's time in reference units is the median over rounds of its time over
+    // the reference's; times that by the reference's time at profiling and it is what the
+    // subnet would have taken at the LUT's speed. Both comparisons are printed; the plain one
+    // is what the target is about.
     const int batch = 20, rounds = a->once ? 3 : 6;
     std::string stem = (std::filesystem::temp_directory_path() /
                         ("autotailor-validate." + std::to_string(::getpid())))
@@ -626,8 +661,13 @@ void add_validate_latency(CLI::App& app) {
       }
       if (referenced) files.push_back(ref_file);
       std::vector<std::vector<double>> round_ms;  // per subnet
+      std::vector<std::vector<double>> ref_ms;    // per subnet: the reference next to it
       if (dev.kind == "ort") {
         round_ms = ort_round_medians(files, lut.threads, rounds, 10, 2);
+        if (referenced) {
+          ref_ms.assign(cfgs.size(), round_ms.back());
+          round_ms.pop_back();
+        }
       } else {
         std::vector<std::unique_ptr<exec::Executor>> exs;
         std::vector<std::vector<at::Tensor>> ins;
@@ -636,19 +676,19 @@ void add_validate_latency(CLI::App& app) {
           exs.push_back(std::make_unique<exec::Executor>(g));
           ins.push_back(exec::random_inputs(*g, 1));
         }
-        round_ms.resize(files.size());
+        round_ms.resize(cfgs.size());
+        ref_ms.resize(referenced ? cfgs.size() : 0);
         for (int r = 0; r < rounds; ++r)
-          for (size_t k = 0; k < exs.size(); ++k)
+          for (size_t k = 0; k < cfgs.size(); ++k) {
             round_ms[k].push_back(exec::time_runs(*exs[k], ins[k], 1, 5, 30.0, 50).median_ms);
+            if (referenced)
+              ref_ms[k].push_back(exec::time_runs(*exs.back(), ins.back(), 1,
+                                                  SpeedReference::kBlockRuns, 0.0,
+                                                  SpeedReference::kBlockRuns)
+                                      .median_ms);
+          }
       }
-      double batch_drift = 0;  // this batch's reference now against at profiling
-      if (referenced) {
-        const std::vector<double>& ref_rounds = round_ms.back();
-        batch_drift = median(ref_rounds) / lut.reference_ms;
-        ref_all.insert(ref_all.end(), ref_rounds.begin(), ref_rounds.end());
-        round_ms.pop_back();
-        files.pop_back();
-      }
+      if (referenced) files.pop_back();
       for (const std::string& f : files) std::filesystem::remove(f);
       for (size_t k = 0; k < cfgs.size(); ++k) {
         const std::vector<double>& rm = round_ms[k];
@@ -668,9 +708,14 @@ void add_validate_latency(CLI::App& app) {
                         {"remeasured_ms", a->once ? nlohmann::json() : nlohmann::json(m_odd)},
                         {"error", err}});
         if (referenced) {
-          double at_lut_speed = measured / batch_drift;
+          const std::vector<double>& rr = ref_ms[k];
+          ref_all.insert(ref_all.end(), rr.begin(), rr.end());
+          std::vector<double> ratios;
+          for (size_t r = 0; r < rm.size(); ++r) ratios.push_back(rm[r] / rr[r]);
+          double at_lut_speed = median(ratios) * lut.reference_ms;
           adjusted.add(predicted, at_lut_speed);
-          rows.back()["drift"] = batch_drift;
+          rows.back()["reference_round_medians_ms"] = rr;
+          rows.back()["drift"] = median(rr) / lut.reference_ms;
           rows.back()["adjusted_measured_ms"] = at_lut_speed;
           rows.back()["adjusted_error"] = (predicted - at_lut_speed) / at_lut_speed;
         }
@@ -690,7 +735,8 @@ void add_validate_latency(CLI::App& app) {
       j["speed_reference"] = {{"subnet", "max"},
                               {"profiled_ms", lut.reference_ms},
                               {"measured_ms", now},
-                              {"drift", drift}};
+                              {"drift", drift},
+                              {"paired", dev.kind == "ort" ? "round" : "subnet"}};
       j["adjusted"] = adjusted.json();
     }
     if (a->json) {
@@ -711,7 +757,7 @@ void add_validate_latency(CLI::App& app) {
     if (referenced)
       std::cout << fmt::format(
           "speed reference (the max subnet): {:.3f} ms now, {:.3f} ms when the LUT was measured "
-          "({:+.0f}%); measured times scaled to the LUT's speed (per batch of 20): {}\n",
+          "({:+.0f}%); measured times in its units, at the LUT's speed: {}\n",
           now, lut.reference_ms, 100 * (drift - 1), adjusted.text());
   });
 }

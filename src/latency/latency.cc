@@ -555,6 +555,7 @@ LatencyTable LatencyTable::load(const std::string& path) {
   if (j.contains("speed_reference")) {
     t.reference_ms = j["speed_reference"].value("median_ms", 0.0);
     t.reference_samples = j["speed_reference"].value("samples", 0);
+    t.relative = j["speed_reference"].value("relative", false);
     if (!(t.reference_ms >= 0)) fail("{}: speed_reference.median_ms is negative", path);
   }
   if (j.contains("fusion")) {
@@ -600,8 +601,10 @@ void LatencyTable::save(const std::string& path) const {
                       {"entries", entries}};
   if (!calibration.empty()) j["calibration"] = calibration;
   if (reference_ms > 0)
-    j["speed_reference"] = {
-        {"subnet", "max"}, {"median_ms", reference_ms}, {"samples", reference_samples}};
+    j["speed_reference"] = {{"subnet", "max"},
+                            {"median_ms", reference_ms},
+                            {"samples", reference_samples},
+                            {"relative", relative}};
   if (!pairs.empty() || !rules.empty()) {
     nlohmann::json jp = nlohmann::json::object(), jr = nlohmann::json::array();
     for (const auto& [id, p] : pairs)

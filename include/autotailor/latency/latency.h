@@ -125,6 +125,11 @@ struct LatencyTable {
   // 0 when not measured (estimates, older tables).
   double reference_ms = 0;
   int reference_samples = 0;
+  // Entries measured relative to the reference (host, context): every covering subnet's block
+  // of timed runs is followed by a block of the reference's, a step's entry is its time over
+  // that reference time, and entries are stored in ms at reference_ms. The machine's speed
+  // drifting during the profile then cancels out of the table.
+  bool relative = false;
 
   // Refits `rules` from `pairs` and the entries of their two steps.
   void fit_fusion_rules();
