@@ -478,7 +478,9 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
     const int samples_before = fixed_unit ? lut.reference_samples : 0;
     std::map<std::string, std::vector<double>> per_context;  // in reference units
     std::map<std::string, int> runs;
-    std::vector<double> gaps;  // whole run minus its steps: the executor's per-run overhead
+    // Each covering subnet measured now, and its untimed whole run in reference units: what
+    // the per-model calibration is fitted on.
+    std::vector<std::pair<size_t, double>> wholes;
     sync = [&] {
       if (per_context.empty()) return;
       double unit = fixed_unit ? lut.reference_ms : reference.median();
@@ -487,11 +489,20 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
         lut.entries[key] = {across.median_ms * unit, across.p10_ms * unit, across.p90_ms * unit,
                             runs[key], false};
       }
-      // The per-model constant, measured: the median over the covering subnets of what a
-      // whole run takes beyond its steps (input checks, releasing tensors, the timers).
-      lut.overhead_ms = std::max(0.0, exec::summarize(gaps).median_ms * unit);
-      lut.scale = 1;
-      lut.calibration_subnets = static_cast<int>(gaps.size());
+      // The per-model calibration, measured: latency = overhead_ms + scale x (sum of the
+      // entries), fitted (least relative squares) on every covering subnet timed now, run
+      // whole without step timers right after its steps, against the sum of its entries.
+      std::vector<double> xs, ys;
+      for (const auto& [i, ratio] : wholes) {
+        double sum = 0;
+        for (const auto& k : cs.covering_keys[i]) sum += lut.entries.at(k).median_ms;
+        xs.push_back(sum);
+        ys.push_back(ratio * unit);
+      }
+      if (xs.size() >= 3) {  // else (a short resume) the table keeps its calibration
+        std::tie(lut.overhead_ms, lut.scale) = latency::fit_overhead_scale(xs, ys);
+        lut.calibration_subnets = static_cast<int>(xs.size());
+      }
       lut.reference_ms = unit;
       lut.reference_samples = samples_before + reference.samples();
       lut.relative = true;
@@ -503,12 +514,11 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
       exec::Executor ex(g);
       const auto& keys = cs.covering_keys[todo[i]];
       if (ex.step_count() != keys.size()) fail("internal: step plan changed between derivations");
-      std::vector<double> whole;
-      auto steps = exec::time_steps(ex, exec::random_inputs(*g, 1), 3, 10, 100.0, 100, &whole);
+      std::vector<at::Tensor> in = exec::random_inputs(*g, 1);
+      auto steps = exec::time_steps(ex, in, 3, 10, 100.0, 100);
+      double untimed = exec::time_runs(ex, in, 0, 5, 0.0, 5).median_ms;
       const double unit = reference.block();
-      double step_sum = 0;
-      for (const auto& st : steps) step_sum += exec::summarize(st).median_ms;
-      gaps.push_back((exec::summarize(whole).median_ms - step_sum) / unit);
+      wholes.emplace_back(todo[i], untimed / unit);
       for (size_t k = 0; k < keys.size(); ++k) {
         if (!missing.count(keys[k])) continue;
         exec::Timing t = exec::summarize(steps[k]);
