@@ -442,7 +442,7 @@ def main():
     ]
     for (m, dev, method), r in table.items():
         lines.append(f"| {m} | {dev} | {method} | " + " | ".join(r["cells"]) + f" | {r['run']} |")
-    lines += ["", "Targets: ≥ 95% within ±10% on `host`, ≥ 90% on `host-ort`. The last column "
+    lines += ["", "Targets: ≥ 95% within ±10% on `host`, ≥ 90% on `host-ort`. *Re-measurement* "
               "is the measurement's own repeatability, the share of validation subnets whose "
               "two halves of the measurement agree within ±10%. Rows measured from 2026-12-02 "
               "time the subnets in 6 interleaved rounds and compare the median of the even "
@@ -451,9 +451,12 @@ def main():
               "runs). No predictor can be scored better than the measurement repeats. "
               "The speed reference (docs/latency.md, \"Speed reference\") is the max subnet, "
               "timed while the LUT was measured and again next to the validation subnets: its "
-              "drift is how much slower (+) or faster (-) it ran in validation, and the last "
-              "column scores the measured times divided by that drift. The target is the plain "
-              "column.", ""]
+              "drift is how much slower (+) or faster (-) it ran in validation. *In reference "
+              "units* scores each subnet's time over the reference timed right after it (host; "
+              "host-ort: in the same round), times the reference's time when the LUT was "
+              "measured: the predictor's error with the machine's drift taken out. Rows before "
+              "14:02 UTC on 2026-12-02 scaled each batch by one drift factor instead. The "
+              "targets are stated in ms, the plain column.", ""]
     # Sections not regenerated now stay as they were, as do hand-written ones.
     lines += cost_lines(cost) if cost else kept_sections(
         args.out, ["## Profiling cost against a learned predictor"])
