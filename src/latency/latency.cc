@@ -689,7 +689,7 @@ std::vector<std::pair<std::string, supernet::SubnetConfig>> calibration_subnets(
     const supernet::SearchSpace& sp) {
   std::vector<std::pair<std::string, supernet::SubnetConfig>> out = {
       {"max", supernet::max_subnet(sp)}, {"min", supernet::min_subnet(sp)}};
-  for (uint64_t seed = 1001; seed <= 1006; ++seed)
+  for (uint64_t seed = 1001; seed <= 1000 + kCalibrationRandom; ++seed)
     out.emplace_back(fmt::format("random:{}", seed), supernet::random_subnet(sp, seed));
   return out;
 }
