@@ -3,9 +3,11 @@
 // refuses a LUT that lacks an entry; profile / predict / validate-latency work end to end.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <sstream>
 
 #include "autotailor/common/error.h"
 #include "autotailor/exec/executor.h"
@@ -371,6 +373,27 @@ TEST(LatencyCli, HostOrtProfilesThroughOnnxRuntime) {
   EXPECT_EQ(lut["method"], "import");
   EXPECT_NE(lut["runtime"].get<std::string>().find("ONNX Runtime"), std::string::npos);
   EXPECT_GT(lut["profiling_seconds"].get<double>(), 0.0);
+  {
+    // Timed against the reference: every row's median is its raw median over the reference
+    // block after it, times one unit common to all rows.
+    std::ifstream csv(sn + "/results_host-ort.csv");
+    std::string line;
+    std::getline(csv, line);
+    EXPECT_EQ(line, "id,median_ms,p10_ms,p90_ms,runs,raw_median_ms,reference_ms");
+    std::vector<double> units;
+    while (std::getline(csv, line)) {
+      std::vector<std::string> f;
+      std::stringstream ss(line);
+      for (std::string c; std::getline(ss, c, ',');) f.push_back(c);
+      ASSERT_EQ(f.size(), 7u) << line;
+      double median = std::stod(f[1]), raw = std::stod(f[5]), ref = std::stod(f[6]);
+      EXPECT_GT(ref, 0.0) << line;
+      if (raw > 0.05) units.push_back(median / raw * ref);
+    }
+    ASSERT_GT(units.size(), 2u);
+    auto [lo, hi] = std::minmax_element(units.begin(), units.end());
+    EXPECT_NEAR(*lo / *hi, 1.0, 0.01);
+  }
   auto again = test::run_cli("profile " + sn + " --device host-ort");
   EXPECT_NE(again.err.find("nothing to measure"), std::string::npos) << again.err;
   auto v = test::run_cli("validate-latency " + sn + " --device host-ort --samples 2 --json");
@@ -386,7 +409,8 @@ TEST(LatencyCli, HostOrtProfilesThroughOnnxRuntime) {
   EXPECT_EQ(j["speed_reference"]["paired"], "round") << "the reference once in every round";
   EXPECT_EQ(j["subnets"][0]["reference_round_medians_ms"],
             j["subnets"][1]["reference_round_medians_ms"]);
-  EXPECT_FALSE(lut["speed_reference"]["relative"].get<bool>());
+  EXPECT_TRUE(lut["speed_reference"]["relative"].get<bool>())
+      << "the bundle timed with --reference";
   // The two-step models of the fusion-rule test were timed in ONNX Runtime and fitted.
   EXPECT_FALSE(lut["fusion"]["pairs"].empty());
   EXPECT_FALSE(lut["fusion"]["rules"].empty());

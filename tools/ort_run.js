@@ -3,7 +3,7 @@
 //
 //   node tools/ort_run.js run MODEL.onnx --input IN.pb [--input ...] --output OUT.pb [--output ...]
 //   node tools/ort_run.js bench MODEL.onnx [MODEL.onnx ...] [--batch B] [--threads N] [--runs R] [--warmup W] [--rounds K] [--shape 1,3,224,224]
-//   node tools/ort_run.js bundle BUNDLE_DIR --out RESULTS.csv [--threads N] [--min-ms 25]
+//   node tools/ort_run.js bundle BUNDLE_DIR --out RESULTS.csv [--threads N] [--min-ms 25] [--reference]
 //   node tools/ort_run.js version
 //
 // `bundle` times every model of a bundle written by `autotailor profile DIR --device NAME
@@ -294,7 +294,8 @@ function parseTensorType(r, info) {
 // ---------------------------------------------------------------- command line
 
 function parseArgs(argv, spec) {
-  // spec: {flag: 'multi' | 'value'}; returns {positional: [...], flag: value | [values]}
+  // spec: {flag: 'multi' | 'value' | 'flag'}; returns {positional: [...], flag: value |
+  // [values] | true}
   const out = { positional: [] };
   for (const [k, kind] of Object.entries(spec)) if (kind === 'multi') out[k] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -302,6 +303,10 @@ function parseArgs(argv, spec) {
     if (a.startsWith('--')) {
       const key = a.slice(2);
       if (!(key in spec)) throw new Error(`unknown option ${a}`);
+      if (spec[key] === 'flag') {
+        out[key] = true;
+        continue;
+      }
       if (i + 1 >= argv.length) throw new Error(`option ${a} needs a value`);
       const v = argv[++i];
       if (spec[key] === 'multi') out[key].push(v);
@@ -488,9 +493,28 @@ const TYPED = {
   bool: ['bool', Uint8Array],
 };
 
+// Feeds for a bundle entry: random values at its inputs' shapes and types.
+function bundleFeeds(ort, file, entry) {
+  const feeds = {};
+  for (const inp of entry.inputs) {
+    const t = TYPED[inp.dtype];
+    if (!t) throw new Error(`${file}: input '${inp.name}' has type ${inp.dtype}, which the runner does not feed`);
+    const count = inp.shape.reduce((x, y) => x * y, 1);
+    const data = new t[1](count);
+    if (t[0] === 'float32' || t[0] === 'float64') for (let i = 0; i < count; i++) data[i] = Math.random() * 2 - 1;
+    feeds[inp.name] = new ort.Tensor(t[0], data, inp.shape);
+  }
+  return feeds;
+}
+
+// With --reference, the bundle's whole max subnet is timed in a block (one warm-up, 5 runs)
+// whenever a second or more has passed since the last block, and every model's times are
+// divided by the median of the block that follows it: the machine's speed drifting while the
+// bundle is timed cancels. The CSV then holds each model's ratio times the median of all
+// blocks, in ms, and the raw median in raw_median_ms.
 async function cmdBundle(argv) {
-  const a = parseArgs(argv, { out: 'value', threads: 'value', 'min-ms': 'value' });
-  if (a.positional.length !== 1 || !a.out) throw new Error('usage: ort_run.js bundle BUNDLE_DIR --out RESULTS.csv [--threads N] [--min-ms 25]');
+  const a = parseArgs(argv, { out: 'value', threads: 'value', 'min-ms': 'value', reference: 'flag' });
+  if (a.positional.length !== 1 || !a.out) throw new Error('usage: ort_run.js bundle BUNDLE_DIR --out RESULTS.csv [--threads N] [--min-ms 25] [--reference]');
   const dir = a.positional[0];
   const threads = positiveInt(a.threads, 'threads', 1);
   const minMs = Number(a['min-ms'] === undefined ? 25 : a['min-ms']);
@@ -502,21 +526,27 @@ async function cmdBundle(argv) {
   }
   if (manifest.format !== 'autotailor-bundle') throw new Error(`${dir}/manifest.json is not an autotailor bundle`);
   const ort = loadOrt();
-  const rows = ['id,median_ms,p10_ms,p90_ms,runs'];
+  let ref = null;
+  if (a.reference) {
+    const entry = manifest.models.find((e) => e.whole === 'max');
+    if (!entry) throw new Error(`${dir}: --reference needs the whole max subnet (shard 0 of a bundle written with it)`);
+    const file = path.join(dir, entry.file);
+    ref = { session: await ort.InferenceSession.create(file, sessionOptions(threads)), feeds: bundleFeeds(ort, file, entry) };
+  }
+  const measured = []; // per model: id, sorted times, index of the reference block after it
+  const blocks = [];
+  let lastBlock = 0;
+  const referenceBlock = async () => {
+    const times = await timeCalls(ref, 1, 5);
+    blocks.push(percentile(times, 0.5));
+    lastBlock = Date.now();
+  };
   let last = Date.now();
   for (let m = 0; m < manifest.models.length; m++) {
     const entry = manifest.models[m];
     const file = path.join(dir, entry.file);
     const session = await ort.InferenceSession.create(file, sessionOptions(threads));
-    const feeds = {};
-    for (const inp of entry.inputs) {
-      const t = TYPED[inp.dtype];
-      if (!t) throw new Error(`${file}: input '${inp.name}' has type ${inp.dtype}, which the runner does not feed`);
-      const count = inp.shape.reduce((x, y) => x * y, 1);
-      const data = new t[1](count);
-      if (t[0] === 'float32' || t[0] === 'float64') for (let i = 0; i < count; i++) data[i] = Math.random() * 2 - 1;
-      feeds[inp.name] = new ort.Tensor(t[0], data, inp.shape);
-    }
+    const feeds = bundleFeeds(ort, file, entry);
     let big = false;
     for (let i = 0; i < 3; i++) big = bigOutputs(await session.run(feeds));
     const times = [];
@@ -530,13 +560,22 @@ async function cmdBundle(argv) {
       total += ms;
     }
     times.sort((x, y) => x - y);
-    const r = (x) => x.toFixed(5);
-    rows.push(`${entry.id},${r(percentile(times, 0.5))},${r(percentile(times, 0.1))},${r(percentile(times, 0.9))},${times.length}`);
+    measured.push({ id: entry.id, times, block: blocks.length });
     if (session.release) await session.release();
+    if (ref && Date.now() - lastBlock >= 1000) await referenceBlock();
     if (Date.now() - last > 10000) {
       process.stderr.write(`ort_run: ${m + 1}/${manifest.models.length} models timed\n`);
       last = Date.now();
     }
+  }
+  if (ref && measured.length && measured[measured.length - 1].block === blocks.length) await referenceBlock();
+  const r = (x) => x.toFixed(5);
+  const rows = [ref ? 'id,median_ms,p10_ms,p90_ms,runs,raw_median_ms,reference_ms' : 'id,median_ms,p10_ms,p90_ms,runs'];
+  const unit = ref ? percentile(blocks.slice().sort((x, y) => x - y), 0.5) : 1;
+  for (const { id, times, block } of measured) {
+    const k = ref ? unit / blocks[block] : 1;
+    const row = `${id},${r(k * percentile(times, 0.5))},${r(k * percentile(times, 0.1))},${r(k * percentile(times, 0.9))},${times.length}`;
+    rows.push(ref ? `${row},${r(percentile(times, 0.5))},${r(blocks[block])}` : row);
   }
   writeFileAtomic(a.out, rows.join('\n') + '\n');
 }

@@ -365,7 +365,9 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
         "progress every 10 s",
         cs.configs.size() + cs.edges.size() + n_whole + 1, threads, cs.configs.size(),
         cs.edges.size(), n_whole);
-    run_ort({"bundle", bdir, "--out", csv, "--threads", std::to_string(threads)});
+    // --reference: every model is timed against the bundle's whole max subnet timed within a
+    // second after it, so that the machine drifting during the bundle cancels (ort_run.js).
+    run_ort({"bundle", bdir, "--out", csv, "--threads", std::to_string(threads), "--reference"});
     std::string version = run_ort({"version"});
     while (!version.empty() && std::isspace(static_cast<unsigned char>(version.back())))
       version.pop_back();
@@ -374,6 +376,7 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
     latency::LatencyTable lut = latency::LatencyTable::load(path);
     lut.profiling_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    lut.relative = true;
     lut.save(path);
     std::filesystem::remove_all(bdir);
     return;
