@@ -678,6 +678,7 @@ void add_validate_latency(CLI::App& app) {
       if (dev.kind == "ort") {
         round_ms = ort_round_medians(files, lut.threads, rounds, 10, 2);
         if (referenced) {
+          ref_all.insert(ref_all.end(), round_ms.back().begin(), round_ms.back().end());
           ref_ms.assign(cfgs.size(), round_ms.back());
           round_ms.pop_back();
         }
@@ -694,11 +695,13 @@ void add_validate_latency(CLI::App& app) {
         for (int r = 0; r < rounds; ++r)
           for (size_t k = 0; k < cfgs.size(); ++k) {
             round_ms[k].push_back(exec::time_runs(*exs[k], ins[k], 1, 5, 30.0, 50).median_ms);
-            if (referenced)
+            if (referenced) {
               ref_ms[k].push_back(exec::time_runs(*exs.back(), ins.back(), 1,
                                                   SpeedReference::kBlockRuns, 0.0,
                                                   SpeedReference::kBlockRuns)
                                       .median_ms);
+              ref_all.push_back(ref_ms[k].back());
+            }
           }
       }
       if (referenced) files.pop_back();
@@ -722,7 +725,6 @@ void add_validate_latency(CLI::App& app) {
                         {"error", err}});
         if (referenced) {
           const std::vector<double>& rr = ref_ms[k];
-          ref_all.insert(ref_all.end(), rr.begin(), rr.end());
           std::vector<double> ratios;
           for (size_t r = 0; r < rm.size(); ++r) ratios.push_back(rm[r] / rr[r]);
           double at_lut_speed = median(ratios) * lut.reference_ms;

@@ -119,16 +119,17 @@ struct LatencyTable {
   // from which overhead_ms and scale are fitted once all of them are measured.
   std::map<std::string, double> calibration;
   // The device's speed while the table was measured: the max subnet, exported, timed whole
-  // (host: the median of samples taken at intervals through the profile; imported: the
-  // bundle's whole-max row). validate-latency times it again next to its subnets, so that the
+  // (host, context: the median of the blocks timed after every covering subnet; host,
+  // isolated: of samples taken at intervals through the profile; imported: the bundle's
+  // whole-max row). validate-latency times it again next to its subnets, so that the
   // device drifting between profiling and validation is told apart from the predictor's error.
   // 0 when not measured (estimates, older tables).
   double reference_ms = 0;
   int reference_samples = 0;
-  // Entries measured relative to the reference (host, context): every covering subnet's block
-  // of timed runs is followed by a block of the reference's, a step's entry is its time over
-  // that reference time, and entries are stored in ms at reference_ms. The machine's speed
-  // drifting during the profile then cancels out of the table.
+  // Entries measured relative to the reference (host, context: every covering subnet's block
+  // of timed runs is followed by a block of the reference's; host-ort: every bundle model is
+  // divided by the reference block timed after it), stored in ms at reference_ms. The
+  // machine's speed drifting during the profile then cancels out of the table.
   bool relative = false;
 
   // Refits `rules` from `pairs` and the entries of their two steps.
