@@ -95,15 +95,53 @@ def within10(pred, meas):
     return float(np.mean(np.abs(pred - meas) / meas <= 0.10))
 
 
+LEARNERS = [("w10", "linear"), ("w10_log", "log"), ("w10_macs", "log + MACs"),
+            ("w10_mlp", "MLP")]
+
+
+def mlp_fit_predict(x, y, xq, seeds=5, steps=1500):
+    """A small MLP (two hidden layers of 128, ReLU) on standardised features and log latency,
+    trained full-batch with Adam; the mean of `seeds` fits, in log space."""
+    import torch
+    torch.set_num_threads(1)
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    ym, ys = y.mean(), y.std() + 1e-9
+    xt = torch.tensor((x - mu) / sd, dtype=torch.float32)
+    yt = torch.tensor((y - ym) / ys, dtype=torch.float32)[:, None]
+    xqt = torch.tensor((xq - mu) / sd, dtype=torch.float32)
+    outs = []
+    for seed in range(seeds):
+        torch.manual_seed(seed)
+        net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 128), torch.nn.ReLU(),
+                                  torch.nn.Linear(128, 128), torch.nn.ReLU(),
+                                  torch.nn.Linear(128, 1))
+        opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = torch.mean((net(xt) - yt) ** 2)
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            outs.append(net(xqt).numpy()[:, 0])
+    return np.mean(outs, axis=0) * ys + ym
+
+
 def learner_curve(val, train, space, key, per_subnet_s):
-    """Share of `val` within ±10% for two learners fitted on the first k of `train`, with
-    `key` (a measured time field) as the truth: ridge on the one-hot encoding (latency in ms),
-    and ridge on log latency with every feature also crossed with the resolution's one-hot
-    (cost scales with H x W, so a width's effect depends on the resolution)."""
+    """Share of `val` within ±10% for learners fitted on the first k of `train`, with `key` (a
+    measured time field) as the truth:
+      linear      ridge on the one-hot encoding (latency in ms);
+      log         ridge on log latency with every feature also crossed with the resolution's
+                  one-hot (cost scales with H x W, so a width's effect depends on it);
+      log + MACs  the same plus log MACs of the subnet (counted by validate-latency);
+      MLP         two hidden layers on the one-hot encoding and log MACs, log latency, an
+                  ensemble of 5 (Once-for-All's and BRP-NAS's kind of learned predictor)."""
     xv = np.array([encode(s["config"], space) for s in val])
     yv = np.array([s[key] for s in val])
     xt = np.array([encode(s["config"], space) for s in train])
     yt = np.array([s[key] for s in train])
+    have_macs = all("macs" in s for s in val + train)
+    mv = np.log(np.array([[s.get("macs", 1)] for s in val], dtype=float))
+    mt = np.log(np.array([[s.get("macs", 1)] for s in train], dtype=float))
     nres = len(space.get("resolution", {}).get("choices", []))
 
     def crossed(x):
@@ -123,8 +161,15 @@ def learner_curve(val, train, space, key, per_subnet_s):
             continue
         lin = ridge(xt[:k], yt[:k], xv, 1e-2)
         log = np.exp(ridge(crossed(xt[:k]), np.log(yt[:k]), crossed(xv), 1e-2))
-        curve.append({"k": k, "w10": within10(lin, yv), "w10_log": within10(log, yv),
-                      "cost_s": k * per_subnet_s})
+        row = {"k": k, "w10": within10(lin, yv), "w10_log": within10(log, yv),
+               "cost_s": k * per_subnet_s}
+        if have_macs:
+            lm = np.exp(ridge(np.hstack([crossed(xt[:k]), mt[:k]]), np.log(yt[:k]),
+                              np.hstack([crossed(xv), mv]), 1e-2))
+            mlp = np.exp(mlp_fit_predict(np.hstack([xt[:k], mt[:k]]), np.log(yt[:k]),
+                                         np.hstack([xv, mv])))
+            row.update({"w10_macs": within10(lm, yv), "w10_mlp": within10(mlp, yv)})
+        curve.append(row)
     lut = within10([s["predicted_ms"] for s in val], yv)
     return lut, curve
 
@@ -175,6 +220,8 @@ def learned_cost(args, at, m, space, lut_dir, lut_wall):
 
 def cost_lines(cost):
     sc = cost.get("scaled")
+    keys = [k for k, _ in LEARNERS if any(k in c for c in cost["curve"])]
+    names = [n for k, n in LEARNERS if k in keys]
     lines = [
         "## Profiling cost against a learned predictor",
         "",
@@ -187,11 +234,13 @@ def cost_lines(cost):
         f"(context method, its reference blocks included) took {cost['lut_s']:.1f} s to "
         "profile. "
         "Learners are fitted on the first k training subnets and scored, as the LUT is, on the "
-        "validation subnets' measurements of the same run. Two learners: *linear*, ridge "
+        "validation subnets' measurements of the same run. Learners: *linear*, ridge "
         "regression on the one-hot subnet encoding (Once-for-All's input encoding); *log*, "
         "ridge regression on log latency with every one-hot feature also crossed with the "
         "resolution's (cost scales with H × W, so a width's effect depends on the "
-        "resolution)." + (
+        "resolution); *log + MACs*, the same with the subnet's log MAC count added; *MLP*, "
+        "two hidden layers of 128 on the one-hot encoding and log MACs, fitted to log latency "
+        "(Adam, 1500 full-batch steps, the mean of 5 seeds)." + (
             " *Scaled*: the same, on every subnet's time in units of the speed reference "
             "timed after it (times the reference's time at profiling; the reference drifted "
             f"{sc['drift_range'][0]:.2f}–{sc['drift_range'][1]:.2f}× over the run), at the "
@@ -200,23 +249,27 @@ def cost_lines(cost):
         f"LUT within ±10%: {100 * cost['lut_w10']:.0f}%" +
         (f"; scaled: {100 * sc['lut_w10']:.0f}%" if sc else "") + ".",
         "",
-        "| k whole subnets | measuring them | linear | log | cost vs LUT |" + (
-            " measuring them, with the reference | linear, scaled | log, scaled | cost vs LUT |"
-            if sc else ""),
-        "|---:|---:|---:|---:|---:|" + ("---:|---:|---:|---:|" if sc else ""),
+        "| k whole subnets | measuring them | " + " | ".join(names) + " | cost vs LUT |" + (
+            " measuring them, with the reference | " +
+            " | ".join(n + ", scaled" for n in names) + " | cost vs LUT |" if sc else ""),
+        "|---:|---:|" + "---:|" * (len(names) + 1) + ("---:|" * (len(names) + 2) if sc else ""),
     ]
+
+    def cells(c):
+        return " | ".join(f"{100 * c[k]:.0f}%" if k in c else "–" for k in keys)
+
     for i, c in enumerate(cost["curve"]):
-        row = (f"| {c['k']} | {c['cost_s']:.0f} s | {100 * c['w10']:.0f}% | "
-               f"{100 * c['w10_log']:.0f}% | {c['cost_s'] / cost['lut_s']:.1f}× |")
+        row = (f"| {c['k']} | {c['cost_s']:.0f} s | {cells(c)} | "
+               f"{c['cost_s'] / cost['lut_s']:.1f}× |")
         if sc:
             s2 = sc["curve"][i]
-            row += (f" {s2['cost_s']:.0f} s | {100 * s2['w10']:.0f}% | "
-                    f"{100 * s2['w10_log']:.0f}% | {s2['cost_s'] / cost['lut_s']:.1f}× |")
+            row += (f" {s2['cost_s']:.0f} s | {cells(s2)} | "
+                    f"{s2['cost_s'] / cost['lut_s']:.1f}× |")
         lines.append(row)
     lines.append("")
     for label, lut_w10, curve in [("measured", cost["lut_w10"], cost["curve"])] + (
             [("scaled", sc["lut_w10"], sc["curve"])] if sc else []):
-        reach = next((c for c in curve if max(c["w10"], c["w10_log"]) >= lut_w10), None)
+        reach = next((c for c in curve if max(c.get(k, 0) for k in keys) >= lut_w10), None)
         if lut_w10 < 0.5:
             lines.append(f"- {label}: the LUT itself puts only {100 * lut_w10:.0f}% within "
                          "±10%; compare the measurements over time (machine drift) before "
@@ -227,7 +280,7 @@ def cost_lines(cost):
                          "profiling time.")
         elif curve:
             last = curve[-1]
-            lines.append(f"- {label}: neither learner matches the LUT with up to k = "
+            lines.append(f"- {label}: no learner matches the LUT with up to k = "
                          f"{last['k']} subnets ({last['cost_s'] / cost['lut_s']:.1f}× the "
                          "LUT's profiling time).")
     lines.append("")

@@ -21,6 +21,7 @@
 #include "autotailor/exec/timing.h"
 #include "autotailor/export/export.h"
 #include "autotailor/import/onnx_import.h"
+#include "autotailor/ir/dump.h"
 #include "autotailor/latency/bundle.h"
 #include "autotailor/latency/device.h"
 #include "autotailor/latency/latency.h"
@@ -722,7 +723,10 @@ void add_validate_latency(CLI::App& app) {
                         {"measured_ms", measured},
                         {"round_medians_ms", rm},
                         {"remeasured_ms", a->once ? nlohmann::json() : nlohmann::json(m_odd)},
-                        {"error", err}});
+                        {"error", err},
+                        // A subnet's own size, for learned predictors to be compared against
+                        // (bench/latency.py): counted on the derived graph, not measured.
+                        {"macs", ir::graph_stats(*s.derive(cfgs[k])).macs}});
         if (referenced) {
           const std::vector<double>& rr = ref_ms[k];
           std::vector<double> ratios;
