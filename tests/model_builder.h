@@ -92,7 +92,29 @@ class ModelBuilder {
     a->set_f(v);
   }
 
+  static void attr_int(onnx::NodeProto& n, const std::string& k, int64_t v) {
+    auto* a = n.add_attribute();
+    a->set_name(k);
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(v);
+  }
+  static void attr_string(onnx::NodeProto& n, const std::string& k, const std::string& v) {
+    auto* a = n.add_attribute();
+    a->set_name(k);
+    a->set_type(onnx::AttributeProto::STRING);
+    a->set_s(v);
+  }
+
   onnx::ModelProto& proto() { return m_; }
+  // The model exactly as built, without bytes()'s output shapes: for models that libonnx's
+  // own inference must not see (tests of what the importer refuses before it runs).
+  // Outputs declared without a shape get an empty (rank-0) one, which the checker accepts.
+  std::string raw_bytes() const {
+    onnx::ModelProto m = m_;
+    for (auto& out : *m.mutable_graph()->mutable_output())
+      out.mutable_type()->mutable_tensor_type()->mutable_shape();
+    return m.SerializeAsString();
+  }
   std::string bytes() const {
     onnx::ModelProto m = m_;
     onnx::ModelProto probe = m_;

@@ -1,6 +1,7 @@
 // TailorIR, the importer's folding and the executor's fusion, on small graphs built in code.
 #include <c10/core/InferenceMode.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "autotailor/common/error.h"
@@ -60,6 +61,90 @@ TEST(Import, RefusesDynamicSpatialDimensions) {
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("dynamic dimension 2"), std::string::npos) << e.what();
+  }
+}
+
+// Models on which libonnx 1.12's own shape inference reads out of bounds (found by fuzzing and
+// by reading its sources; docs/hardening.md): the importer refuses each, naming the problem,
+// before libonnx's inference function for that node runs. The checks see the live inference
+// context, so a bad rank produced inside the graph (the Reshape case) is caught too.
+TEST(Import, RefusesModelsLibonnxWouldMisread) {
+  struct Case {
+    const char* what;
+    std::function<void(test::ModelBuilder&)> build;
+    int64_t opset;
+    const char* expect;
+  };
+  std::vector<Case> cases = {
+      {"RNN-1 with a rank-1 X (fuzzer)",
+       [](test::ModelBuilder& b) {
+         b.input("x", {2}).weight("w", {1, 5, 3}).weight("r", {1, 5, 5}).output("y");
+         test::ModelBuilder::attr_int(b.node("RNN", {"x", "w", "r"}, {"", "y"}), "hidden_size", 5);
+       },
+       5, "RNN needs rank 3"},
+      {"RNN-1 fed a rank-1 tensor made inside the graph",
+       [](test::ModelBuilder& b) {
+         b.input("x", {2, 1, 3}).ints("shape", {6}).weight("w", {1, 5, 3}).weight("r", {1, 5, 5});
+         b.output("y");
+         b.node("Reshape", {"x", "shape"}, {"flat"});
+         test::ModelBuilder::attr_int(b.node("RNN", {"flat", "w", "r"}, {"", "y"}), "hidden_size",
+                                      5);
+       },
+       5, "input 0 (X) has rank 1"},
+      {"Gemm-6 with a rank-1 A",
+       [](test::ModelBuilder& b) {
+         b.input("a", {4}).weight("b", {4, 3}).weight("c", {3}).output("y");
+         b.node("Gemm", {"a", "b", "c"}, {"y"});
+       },
+       6, "Gemm needs rank 2"},
+      {"LayerNormalization of a scalar",
+       [](test::ModelBuilder& b) {
+         b.input("x", {}).weight("s", {1}).output("y").output("mean");
+         b.node("LayerNormalization", {"x", "s"}, {"y", "mean"});
+       },
+       17, "is a scalar"},
+      {"Conv with a rank-3 X and a rank-4 W",
+       [](test::ModelBuilder& b) {
+         b.input("x", {1, 3, 8}).weight("w", {4, 3, 3, 3}).output("y");
+         b.node("Conv", {"x", "w"}, {"y"});
+       },
+       13, "X has rank 3 but W has rank 4"},
+      {"an initializer shorter than its dims",
+       [](test::ModelBuilder& b) {
+         b.input("x", {1, 4}).weight("w", {4, 2}).output("y");
+         b.proto().mutable_graph()->mutable_initializer(0)->mutable_raw_data()->resize(7);
+         b.node("MatMul", {"x", "w"}, {"y"});
+       },
+       13, "holds 7 bytes of raw data"},
+      {"Einsum with an upper-case term and no output",
+       [](test::ModelBuilder& b) {
+         b.input("x", {2, 2}).output("y");
+         test::ModelBuilder::attr_string(b.node("Einsum", {"x"}, {"y"}), "equation", "Ab");
+       },
+       12, "equation 'Ab'"},
+      {"GatherND with negative batch_dims",
+       [](test::ModelBuilder& b) {
+         b.input("x", {2, 3}).ints("i", {0}).output("y");
+         test::ModelBuilder::attr_int(b.node("GatherND", {"x", "i"}, {"y"}), "batch_dims", -1);
+       },
+       12, "batch_dims is -1"},
+      {"an initializer with an empty name",
+       [](test::ModelBuilder& b) {
+         b.input("x", {1, 4}).weight("", {4}).output("y");
+         b.node("Relu", {"x"}, {"y"});
+       },
+       13, "initializer with an empty name"},
+  };
+  for (const Case& c : cases) {
+    test::ModelBuilder b(c.opset);
+    c.build(b);
+    try {
+      import_onnx_bytes(b.raw_bytes(), "<test>");
+      ADD_FAILURE() << c.what << ": expected an error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(c.expect), std::string::npos)
+          << c.what << ": " << e.what();
+    }
   }
 }
 

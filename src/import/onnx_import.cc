@@ -17,6 +17,7 @@
 #include "autotailor/common/error.h"
 #include "autotailor/common/files.h"
 #include "autotailor/ops/ops.h"
+#include "libonnx_guards.h"
 #include "proto_convert.h"
 
 namespace autotailor {
@@ -163,117 +164,7 @@ void run_libonnx_inference(onnx::ModelProto& m) {
   // Operator type constraints are not enforced: old exporters (PyTorch at opset <= 6) emit
   // e.g. int64 Constants that the kernels run fine; a real type clash still fails in a kernel.
   onnx::ShapeInferenceOptions opt(/*check_type=*/false, /*error_mode=*/1, /*data_prop=*/true);
-  onnx::shape_inference::InferShapes(m, onnx::OpSchemaRegistry::Instance(), opt);
-}
-
-// The input whose rank the window of a conv or pool node is laid over, and its weight (-1:
-// none).
-std::optional<std::pair<int, int>> window_inputs(const onnx::NodeProto& n) {
-  if (!n.domain().empty() && n.domain() != "ai.onnx") return std::nullopt;
-  static const std::map<std::string, int> weight = {
-      {"Conv", 1},         {"ConvTranspose", 1}, {"ConvInteger", 1},
-      {"QLinearConv", 3},  {"DeformConv", 1},    {"MaxPool", -1},
-      {"AveragePool", -1}, {"LpPool", -1},       {"MaxUnpool", -1}};
-  auto it = weight.find(n.op_type());
-  if (it == weight.end()) return std::nullopt;
-  return std::make_pair(0, it->second);
-}
-
-// libonnx 1.12's conv and pool shape inference sizes its loops by one input's rank and indexes
-// vectors sized by another's (W against X, attributes against X) without comparing them: a
-// SEGV on a malformed model (found by the fuzzer; later ONNX releases check). So, before the
-// real inference, the rank of every such node's X is established on a copy of the graph in
-// which each of them is an Identity of X (a conv or pool keeps its input's rank), and W's rank
-// and the attribute lengths are checked against it, naming the node. An X whose rank stays
-// unknown is harmless: libonnx then skips the node too.
-void check_window_ranks(const onnx::ModelProto& m, const std::string& source) {
-  const onnx::GraphProto& gp = m.graph();
-  std::vector<int> guarded;
-  for (int i = 0; i < gp.node_size(); ++i)
-    if (window_inputs(gp.node(i))) guarded.push_back(i);
-  if (guarded.empty()) return;
-  onnx::ModelProto copy;
-  copy.set_ir_version(m.ir_version());
-  *copy.mutable_opset_import() = m.opset_import();
-  onnx::GraphProto* cg = copy.mutable_graph();
-  *cg->mutable_input() = gp.input();
-  *cg->mutable_output() = gp.output();
-  for (const onnx::TensorProto& t : gp.initializer()) {
-    // Weights' values do not matter for ranks, small integer tensors may (Reshape targets): a
-    // large weight becomes an input of the same type and shape.
-    if (t.data_type() == onnx::TensorProto::INT64 || t.raw_data().size() <= 4096) {
-      *cg->add_initializer() = t;
-      continue;
-    }
-    onnx::ValueInfoProto* v = cg->add_input();
-    v->set_name(t.name());
-    auto* tt = v->mutable_type()->mutable_tensor_type();
-    tt->set_elem_type(t.data_type());
-    for (int64_t d : t.dims()) tt->mutable_shape()->add_dim()->set_dim_value(d);
-  }
-  size_t next = 0;
-  for (int i = 0; i < gp.node_size(); ++i) {
-    const onnx::NodeProto& n = gp.node(i);
-    if (next < guarded.size() && guarded[next] == i) {
-      ++next;
-      if (n.input_size() == 0 || n.input(0).empty()) continue;
-      for (const std::string& out : n.output()) {
-        if (out.empty()) continue;
-        onnx::NodeProto* id = cg->add_node();
-        id->set_op_type("Identity");
-        id->add_input(n.input(0));
-        id->add_output(out);
-      }
-    } else {
-      *cg->add_node() = n;
-    }
-  }
-  try {
-    onnx::ShapeInferenceOptions opt(/*check_type=*/false, /*error_mode=*/0, /*data_prop=*/true);
-    onnx::shape_inference::InferShapes(copy, onnx::OpSchemaRegistry::Instance(), opt);
-  } catch (const std::exception&) {
-    // The real inference reports it.
-  }
-  std::unordered_map<std::string, int> rank;
-  for (const auto* list : {&copy.graph().input(), &copy.graph().value_info()})
-    for (const auto& v : *list)
-      if (v.type().has_tensor_type() && v.type().tensor_type().has_shape())
-        rank[v.name()] = v.type().tensor_type().shape().dim_size();
-  for (const auto& t : gp.initializer()) rank[t.name()] = t.dims_size();
-  for (int i : guarded) {
-    const onnx::NodeProto& n = gp.node(i);
-    auto [xi, wi] = *window_inputs(n);
-    auto known = [&](int k) {
-      return k >= 0 && k < n.input_size() && rank.count(n.input(k)) ? rank[n.input(k)] : -1;
-    };
-    int rx = known(xi), rw = known(wi);
-    std::string name = n.name().empty() ? fmt::format("#{}", i) : "'" + n.name() + "'";
-    auto bad = [&](const std::string& what) {
-      fail("'{}': {} node {}: {}", source, n.op_type(), name, what);
-    };
-    if (rw >= 0 && rw < 3) bad(fmt::format("W has rank {}, needs at least 3", rw));
-    if (rx >= 0 && rx < 3) bad(fmt::format("X has rank {}, needs at least 3 (N, C, spatial)", rx));
-    if (rx >= 0 && rw >= 0 && rx != rw) bad(fmt::format("X has rank {} but W has rank {}", rx, rw));
-    if (rx < 0) continue;
-    // libonnx 1.12 reads MaxUnpool's channel count from I's second dimension unchecked (a SEGV
-    // when I's rank is short or unknown, found by the fuzzer). I has X's shape.
-    if (n.op_type() == "MaxUnpool" && known(1) != rx)
-      bad(known(1) < 0 ? std::string("the rank of I (the indices) is unknown; it must be X's")
-                       : fmt::format("I (the indices) has rank {} but X has rank {}", known(1), rx));
-    for (const onnx::AttributeProto& a : n.attribute()) {
-      const std::string& an = a.name();
-      int spatial = rx - 2, got = a.ints_size();
-      bool ok =
-          an == "pads"           ? got == 2 * spatial
-          : an == "output_shape" ? got == spatial || got == rx
-          : an == "kernel_shape" || an == "strides" || an == "dilations" || an == "output_padding"
-              ? got == spatial
-              : true;
-      if (!ok)
-        bad(fmt::format("attribute {} has {} values, which does not fit an input of rank {}", an,
-                        got, rx));
-    }
-  }
+  onnx::shape_inference::InferShapes(m, import_detail::guarded_schemas(), opt);
 }
 
 // libonnx 1.12 divides by strides and dilations in its conv and pool shape inference without
@@ -304,7 +195,6 @@ void check_window_attributes(const onnx::ModelProto& m, const std::string& sourc
 
 void infer_shapes(onnx::ModelProto& m, const std::string& source) {
   check_window_attributes(m, source);
-  check_window_ranks(m, source);
   try {
     run_libonnx_inference(m);
   } catch (const std::exception& e) {
@@ -512,6 +402,7 @@ std::shared_ptr<ir::Graph> import_onnx_bytes(const std::string& bytes, const std
           it->second.second);
   }
   inline_external_data(m, source);
+  import_detail::check_model_data(m, source);
   bool symbolic = fix_input_batch(m, source);
   try {
     onnx::checker::check_model(m);

@@ -5,6 +5,7 @@
 
 #include <unordered_map>
 
+#include "libonnx_guards.h"
 #include "proto_convert.h"
 
 namespace autotailor {
@@ -58,7 +59,7 @@ bool infer_graph_shapes(ir::Graph& g, std::string* error) {
   }
   try {
     onnx::ShapeInferenceOptions opt(true, 1, true);
-    onnx::shape_inference::InferShapes(m, onnx::OpSchemaRegistry::Instance(), opt);
+    onnx::shape_inference::InferShapes(m, import_detail::guarded_schemas(), opt);
   } catch (const std::exception& e) {
     std::string msg = e.what();
     if (error) *error = msg.substr(0, msg.find('\n'));
