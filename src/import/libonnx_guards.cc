@@ -231,6 +231,11 @@ void check_window(onnx::InferenceContext& ctx, const std::string& op, int w) {
     if (!ok)
       refuse(fmt::format("attribute {} has {} values, which does not fit an input of rank {}", name,
                          got, rx));
+    // libonnx divides by strides (an FPE on 0). The importer checks these in the main graph
+    // before inference; this covers subgraphs too.
+    if (name == "strides" || name == "dilations" || name == "kernel_shape")
+      for (int64_t v : a->ints())
+        if (v < 1) refuse(fmt::format("attribute {} has {} (must be >= 1)", name, v));
   }
 }
 
