@@ -213,11 +213,10 @@ void check_window(onnx::InferenceContext& ctx, const std::string& op, int w) {
     if (d.has_dim_value() && (d.dim_value() < 0 || d.dim_value() > (int64_t{1} << 31)))
       refuse(fmt::format("X has a dimension of {}", d.dim_value()));
   // libonnx reads MaxUnpool's channel count from the indices' second dimension unchecked.
-  if (op == "MaxUnpool" && rank_of(ctx, 1, "I") != rx)
-    refuse(rank_of(ctx, 1, "I") < 0
-               ? std::string("the rank of I (the indices) is unknown; it must be X's")
-               : fmt::format("I (the indices) has rank {} but X has rank {}", rank_of(ctx, 1, "I"),
-                             rx));
+  const int ri = op == "MaxUnpool" ? rank_of(ctx, 1, "I") : rx;
+  if (ri != rx)
+    refuse(ri < 0 ? std::string("the rank of I (the indices) is unknown; it must be X's")
+                  : fmt::format("I (the indices) has rank {} but X has rank {}", ri, rx));
   const int spatial = rx - 2;
   for (const char* an :
        {"pads", "output_shape", "kernel_shape", "strides", "dilations", "output_padding"}) {
