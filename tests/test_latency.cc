@@ -161,6 +161,14 @@ TEST(Calibration, SubnetsFitAndRoundTrip) {
   auto [overhead, scale] = latency::fit_overhead_scale(x, y);
   EXPECT_NEAR(overhead, 0.3, 1e-9);
   EXPECT_NEAR(scale, 0.8, 1e-9);
+  // measured = -0.3 + 1.2 * predicted: no negative overhead (it would predict a negative time
+  // for a small enough subnet); the scale alone is fitted instead.
+  std::vector<double> y2;
+  for (double v : x) y2.push_back(-0.3 + 1.2 * v);
+  auto [overhead2, scale2] = latency::fit_overhead_scale(x, y2);
+  EXPECT_EQ(overhead2, 0.0);
+  EXPECT_GT(scale2, 1.0);
+  EXPECT_LT(scale2, 1.2);
   latency::LatencyTable t;
   t.calibration = {{"max", 3.5}, {"min", 1.25}};
   std::string dir = test::temp_dir("calib_lut");

@@ -699,7 +699,13 @@ std::pair<double, double> fit_overhead_scale(const std::vector<double>& predicte
   std::vector<std::vector<double>> x;
   for (double p : predicted) x.push_back({1.0, p});
   std::vector<double> c = fit_relative(x, measured);
-  return c.empty() ? std::pair<double, double>{0.0, 1.0} : std::pair<double, double>{c[0], c[1]};
+  if (c.empty()) return {0.0, 1.0};
+  if (c[0] >= 0) return {c[0], c[1]};
+  // A run's fixed cost cannot be negative: a negative intercept is noise, and it would predict
+  // less than nothing for a small enough subnet. Refit the scale alone.
+  for (auto& row : x) row.erase(row.begin());
+  std::vector<double> s = fit_relative(x, measured);
+  return s.empty() ? std::pair<double, double>{0.0, 1.0} : std::pair<double, double>{0.0, s[0]};
 }
 
 std::string fit_calibration(const supernet::Supernet& s, LatencyTable& lut) {

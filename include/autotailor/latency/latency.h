@@ -183,7 +183,8 @@ std::vector<double> fit_relative(const std::vector<std::vector<double>>& x,
 // line saying what it fitted; returns "" and changes nothing when it cannot fit.
 std::string fit_calibration(const supernet::Supernet& s, LatencyTable& lut);
 
-// fit_relative of measured = overhead + scale * predicted. Returns {overhead_ms, scale}.
+// fit_relative of measured = overhead + scale * predicted, with overhead >= 0 (a negative
+// intercept refits the scale alone). Returns {overhead_ms, scale}.
 std::pair<double, double> fit_overhead_scale(const std::vector<double>& predicted,
                                              const std::vector<double>& measured);
 
