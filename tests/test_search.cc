@@ -289,6 +289,25 @@ TEST(Compile, EndToEndOnHostWithData) {
   EXPECT_TRUE(pj["accuracy"].is_number());
   EXPECT_GT(pj["latency_ms"].get<double>(), 0);
 
+  // validate-accuracy with the ceiling: each subnet also evaluated exactly on the probe images,
+  // and the test split's halves ranked against each other.
+  auto va =
+      run_cli("validate-accuracy " + out + " --data fashion-mnist --samples 3 --ceiling --json");
+  ASSERT_EQ(va.status, 0) << va.err;
+  nlohmann::json vj = nlohmann::json::parse(va.out);
+  ASSERT_EQ(vj["subnets"].size(), 3u);
+  for (const auto& row : vj["subnets"]) {
+    double on_probe = row["measured_on_probe_images"].get<double>();
+    EXPECT_GE(on_probe, 0.0);
+    EXPECT_LE(on_probe, 1.0);
+  }
+  EXPECT_EQ(vj["ceiling"]["half_split_images"].get<size_t>(), 5000u);
+  EXPECT_EQ(vj["ceiling"]["probe_images"].get<size_t>(), 200u);
+  for (const char* k : {"half_split_kendall_tau", "probe_exact_kendall_tau"}) {
+    EXPECT_GE(vj["ceiling"][k].get<double>(), -1.0) << k;
+    EXPECT_LE(vj["ceiling"][k].get<double>(), 1.0) << k;
+  }
+
   // The report in a real browser engine.
   if (std::system("command -v chromium >/dev/null 2>&1") != 0) GTEST_SKIP() << "no chromium";
   std::string png = dir + "/report.png";

@@ -6,7 +6,9 @@
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <random>
 #include <set>
 #include <thread>
@@ -146,6 +148,9 @@ TEST(Training, PlainModelLearns) {
   train::Accuracy before = train::evaluate(g, d, 256, 2, 2000);
   train::Accuracy after = train::evaluate(trained, d, 256, 2, 2000);
   EXPECT_EQ(after.images, 2000u);
+  ASSERT_EQ(after.correct.size(), 2000u);
+  EXPECT_EQ(std::count(after.correct.begin(), after.correct.end(), 1),
+            std::lround(after.top1 * 2000));
   EXPECT_GT(after.top1, 0.6) << "before: " << before.top1;
   EXPECT_GT(after.top1, before.top1 + 0.3);
 }

@@ -6,7 +6,9 @@
 #include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <numeric>
 
 #include "autotailor/common/error.h"
 #include "autotailor/common/files.h"
@@ -294,6 +296,7 @@ void add_search(CLI::App& app) {
       DataFlags data;
       int samples = 20;
       bool json = false;
+      bool ceiling = false;
     };
     auto a = std::make_shared<Args>();
     auto* cmd = app.add_subcommand("validate-accuracy",
@@ -303,6 +306,9 @@ void add_search(CLI::App& app) {
     cmd->add_option("--samples", a->samples, "Random subnets to evaluate")
         ->check(CLI::Range(2, 100000));
     cmd->add_flag("--json", a->json, "Print JSON to stdout");
+    cmd->add_flag("--ceiling", a->ceiling,
+                  "Also evaluate every subnet exactly on the probe images: how well any "
+                  "predictor built from them can rank (one more evaluation per subnet)");
     cmd->callback([a] {
       supernet::Supernet s = supernet::Supernet::load(a->dir);
       std::string sp = sensitivity_path(a->dir);
@@ -327,18 +333,29 @@ void add_search(CLI::App& app) {
       recorded_data_options(a->dir, a->data);
       train::TrainData d = a->data.open(train::model_shape(s.graph()));
       std::vector<double> pred, meas;
+      // The truth's own repeatability: each subnet's accuracy on the test split's two halves.
+      std::vector<double> half_a, half_b, probe_exact;
+      std::unique_ptr<AccuracyProbe> probe;
+      if (a->ceiling) probe = std::make_unique<AccuracyProbe>(s, a->dir, a->data, t.probe_images);
       nlohmann::json rows = nlohmann::json::array();
       Progress progress("evaluating", static_cast<size_t>(a->samples));
       for (int i = 1; i <= a->samples; ++i) {
         supernet::SubnetConfig c = supernet::random_subnet(s.space(), static_cast<uint64_t>(i));
         double p = am.predict(supernet::encode(pos, c));
-        double m =
-            train::evaluate(calibrated_subnet(s, c, d, a->data.workers), d, 256, a->data.workers)
-                .top1;
+        train::Accuracy acc =
+            train::evaluate(calibrated_subnet(s, c, d, a->data.workers), d, 256, a->data.workers);
+        double m = acc.top1;
         pred.push_back(p);
         meas.push_back(m);
+        const size_t h = acc.correct.size() / 2;
+        half_a.push_back(std::accumulate(acc.correct.begin(), acc.correct.begin() + h, 0.0));
+        half_b.push_back(std::accumulate(acc.correct.begin() + h, acc.correct.end(), 0.0));
         nlohmann::json row = {
             {"subnet", fmt::format("random:{}", i)}, {"predicted", p}, {"measured", m}};
+        if (probe) {
+          probe_exact.push_back((*probe)(c));
+          row["measured_on_probe_images"] = probe_exact.back();
+        }
         for (size_t k = 0; k < variants.size(); ++k) {
           vpred[k].push_back(variants[k].second.predict(supernet::encode(pos, c)));
           row["predicted_" + variants[k].first] = vpred[k].back();
@@ -365,6 +382,15 @@ void add_search(CLI::App& app) {
                                   {"rmse", std::sqrt(e / static_cast<double>(meas.size()))}};
       }
       j["predictors"] = alt;
+      // How high any predictor can score against this truth (docs/search.md).
+      nlohmann::json ceiling = {
+          {"half_split_kendall_tau", kendall(half_a, half_b)},
+          {"half_split_images", meas.empty() ? 0 : d.source.test->size() / 2}};
+      if (probe) {
+        ceiling["probe_exact_kendall_tau"] = kendall(probe_exact, meas);
+        ceiling["probe_images"] = probe->images();
+      }
+      j["ceiling"] = ceiling;
       if (a->json) {
         std::cout << j.dump(2) << "\n";
         return;
@@ -382,6 +408,18 @@ void add_search(CLI::App& app) {
         std::cout << fmt::format("  {:<22} Kendall tau {:.3f}, Spearman rho {:.3f}, RMSE {:.2f}\n",
                                  name, v["kendall_tau"].get<double>(),
                                  v["spearman_rho"].get<double>(), 100 * v["rmse"].get<double>());
+      std::cout << fmt::format(
+          "ceiling: the test split's two halves ({} images each) rank these subnets with Kendall "
+          "tau {:.3f} against each other",
+          ceiling["half_split_images"].get<size_t>(),
+          ceiling["half_split_kendall_tau"].get<double>());
+      if (probe)
+        std::cout << fmt::format(
+            "; exact evaluation on the {} probe images ranks them with tau {:.3f} against the "
+            "test split",
+            ceiling["probe_images"].get<size_t>(),
+            ceiling["probe_exact_kendall_tau"].get<double>());
+      std::cout << "\n";
     });
   }
 }

@@ -373,7 +373,9 @@ Accuracy evaluate_on(std::shared_ptr<const ir::Graph> g, std::shared_ptr<const d
   int64_t correct = 0;
   while (std::optional<data::Batch> b = loader.next()) {
     at::Tensor z = ex.run({resize_to(b->images, *g)})[0];
-    correct += z.argmax(1).eq(b->labels).sum().item<int64_t>();
+    at::Tensor ok = z.argmax(1).eq(b->labels).to(at::kByte).contiguous();
+    correct += ok.sum().item<int64_t>();
+    a.correct.insert(a.correct.end(), ok.data_ptr<uint8_t>(), ok.data_ptr<uint8_t>() + ok.numel());
     a.images += static_cast<size_t>(b->images.size(0));
   }
   a.top1 = a.images ? static_cast<double>(correct) / static_cast<double>(a.images) : 0.0;

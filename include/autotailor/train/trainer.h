@@ -80,6 +80,7 @@ std::shared_ptr<ir::Graph> recalibrate(std::shared_ptr<const ir::Graph> g, const
 struct Accuracy {
   double top1 = 0;
   size_t images = 0;
+  std::vector<uint8_t> correct;  // per image, in the order evaluated: 1 where top-1 is right
 };
 Accuracy evaluate(std::shared_ptr<const ir::Graph> g, const TrainData& data, int64_t batch_size,
                   int workers = 2, size_t limit = 0);
