@@ -158,22 +158,33 @@ TEST(Calibration, SubnetsFitAndRoundTrip) {
   // measured = 0.3 + 0.8 * predicted exactly: recovered.
   std::vector<double> x = {1, 2, 4, 8}, y;
   for (double v : x) y.push_back(0.3 + 0.8 * v);
-  auto [overhead, scale] = latency::fit_overhead_scale(x, y);
-  EXPECT_NEAR(overhead, 0.3, 1e-9);
-  EXPECT_NEAR(scale, 0.8, 1e-9);
-  // measured = -0.3 + 1.2 * predicted: no negative overhead (it would predict a negative time
-  // for a small enough subnet); the scale alone is fitted instead.
+  latency::OverheadScale fit = latency::fit_overhead_scale(x, y);
+  EXPECT_NEAR(fit.overhead_ms, 0.3, 1e-9);
+  EXPECT_NEAR(fit.scale, 0.8, 1e-9);
+  EXPECT_EQ(fit.floor_ratio, 0.0) << "a positive overhead needs no floor";
+  // measured = -0.3 + 1.2 * predicted: the negative overhead is kept (it is what was measured),
+  // and the floor is the smallest measured / calibrated ratio, at the smallest point:
+  // 0.9 / 1.2. A subnet far smaller than any measured one is predicted above zero.
   std::vector<double> y2;
   for (double v : x) y2.push_back(-0.3 + 1.2 * v);
-  auto [overhead2, scale2] = latency::fit_overhead_scale(x, y2);
-  EXPECT_EQ(overhead2, 0.0);
-  EXPECT_GT(scale2, 1.0);
-  EXPECT_LT(scale2, 1.2);
+  latency::OverheadScale neg = latency::fit_overhead_scale(x, y2);
+  EXPECT_NEAR(neg.overhead_ms, -0.3, 1e-9);
+  EXPECT_NEAR(neg.scale, 1.2, 1e-9);
+  EXPECT_NEAR(neg.floor_ratio, 0.9 / 1.2, 1e-9);
+  latency::LatencyTable lt;
+  lt.overhead_ms = neg.overhead_ms;
+  lt.scale = neg.scale;
+  lt.floor_ratio = neg.floor_ratio;
+  EXPECT_NEAR(lt.total(1.2 * 4), -0.3 + 1.2 * 4, 1e-9) << "inside the measured range: the line";
+  EXPECT_NEAR(lt.total(0.012), 0.75 * 0.012, 1e-12) << "below it: the floor, positive";
+  EXPECT_GT(lt.total(1e-6), 0.0);
   latency::LatencyTable t;
   t.calibration = {{"max", 3.5}, {"min", 1.25}};
+  t.floor_ratio = 0.75;
   std::string dir = test::temp_dir("calib_lut");
   t.save(dir + "/lut.json");
   EXPECT_EQ(latency::LatencyTable::load(dir + "/lut.json").calibration, t.calibration);
+  EXPECT_EQ(latency::LatencyTable::load(dir + "/lut.json").floor_ratio, 0.75);
   std::filesystem::remove_all(dir);
 }
 

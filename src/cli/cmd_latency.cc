@@ -253,6 +253,7 @@ void import_device_results(const supernet::Supernet& tuned, const std::string& d
   lut.calibration_subnets = 0;
   lut.calibration_model.clear();
   lut.ms_per_input_mb = lut.ms_per_weight_mb = 0;
+  lut.floor_ratio = 0;
   bool complete = !estimated && measured == cs.configs.size();
   for (const auto& [name, cfg] : calib) complete = complete && lut.calibration.count(name);
   if (complete) {
@@ -504,7 +505,10 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
         ys.push_back(ratio * unit);
       }
       if (xs.size() >= 3) {  // else (a short resume) the table keeps its calibration
-        std::tie(lut.overhead_ms, lut.scale) = latency::fit_overhead_scale(xs, ys);
+        latency::OverheadScale fit = latency::fit_overhead_scale(xs, ys);
+        lut.overhead_ms = fit.overhead_ms;
+        lut.scale = fit.scale;
+        lut.floor_ratio = fit.floor_ratio;
         lut.calibration_subnets = static_cast<int>(xs.size());
       }
       lut.reference_ms = unit;
@@ -539,6 +543,7 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
     // sum of their steps (seeds 1000+ stay clear of validate-latency's 1..N).
     lut.overhead_ms = 0;
     lut.scale = 1;
+    lut.floor_ratio = 0;
     std::vector<double> xs, ys;
     for (const auto& [name, c] : latency::calibration_subnets(s.space())) {
       auto g = s.derive(c);
@@ -546,7 +551,10 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
       ys.push_back(exec::time_runs(whole, exec::random_inputs(*g, 1), 3, 10, 200.0, 100).median_ms);
       xs.push_back(latency::predict(s, lut, c).latency_ms);
     }
-    std::tie(lut.overhead_ms, lut.scale) = latency::fit_overhead_scale(xs, ys);
+    latency::OverheadScale fit = latency::fit_overhead_scale(xs, ys);
+    lut.overhead_ms = fit.overhead_ms;
+    lut.scale = fit.scale;
+    lut.floor_ratio = fit.floor_ratio;
     lut.calibration_subnets = static_cast<int>(xs.size());
   }
   if (method == "isolated" && lut.profiling_seconds > seconds_before) {

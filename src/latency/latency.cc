@@ -386,7 +386,7 @@ struct LatencyModel::Impl {
   std::vector<Step> steps;
   std::vector<std::string> stages;
   const supernet::SearchSpace* space = nullptr;
-  double overhead = 0;  // step tables hold calibrated contributions
+  double overhead = 0, floor_ratio = 0;  // step tables hold calibrated contributions
   // Where each dim and each stage's depth sit in a SubnetCode (-1: a stage with one choice).
   std::vector<int> dim_position, stage_position;
   std::vector<int64_t> stage_full;
@@ -401,7 +401,7 @@ struct LatencyModel::Impl {
       if (std::isnan(v)) fail("internal: a step combination was never covered");
       total += v;
     }
-    return overhead + total;
+    return std::max(overhead + total, floor_ratio * total);  // LatencyTable::total
   }
 };
 
@@ -413,6 +413,7 @@ LatencyModel::LatencyModel(const supernet::Supernet& s, const LatencyTable& lut)
   m.dims = cv.dims;
   m.space = &sp;
   m.overhead = lut.overhead_ms;
+  m.floor_ratio = lut.floor_ratio;
   std::map<std::string, std::pair<int, int>> block_of;  // node -> (stage, position)
   for (size_t si = 0; si < sp.stages.size(); ++si) {
     m.stages.push_back(sp.stages[si].name);
@@ -533,6 +534,7 @@ LatencyTable LatencyTable::load(const std::string& path) {
   t.batch = j.value("batch", int64_t{1});
   t.overhead_ms = j.value("overhead_ms", 0.0);
   t.scale = j.value("scale", 1.0);
+  t.floor_ratio = j.value("floor_ratio", 0.0);
   t.ms_per_input_mb = j.value("ms_per_input_mb", 0.0);
   t.ms_per_weight_mb = j.value("ms_per_weight_mb", 0.0);
   t.calibration_model = j.value("calibration_model", "");
@@ -593,6 +595,7 @@ void LatencyTable::save(const std::string& path) const {
                       {"version", version},
                       {"overhead_ms", overhead_ms},
                       {"scale", scale},
+                      {"floor_ratio", floor_ratio},
                       {"ms_per_input_mb", ms_per_input_mb},
                       {"ms_per_weight_mb", ms_per_weight_mb},
                       {"calibration_model", calibration_model},
@@ -633,12 +636,13 @@ Prediction predict(const supernet::Supernet& s, const LatencyTable& lut,
   std::shared_ptr<const ir::Graph> g = s.derive(c);
   Steps st = plan_of(g);
   StepTimes t = step_times(*g, st, lut);
-  p.latency_ms = lut.overhead_ms;
+  double steps_ms = 0;
   for (size_t k = 0; k < st.keys.size(); ++k) {
     p.steps.emplace_back(st.keys[k], t.ms[k]);
-    p.latency_ms += t.ms[k];
+    steps_ms += t.ms[k];
     p.fusion_saving_ms += t.saving[k];
   }
+  p.latency_ms = lut.total(steps_ms);
   return p;
 }
 
@@ -694,18 +698,45 @@ std::vector<std::pair<std::string, supernet::SubnetConfig>> calibration_subnets(
   return out;
 }
 
-std::pair<double, double> fit_overhead_scale(const std::vector<double>& predicted,
-                                             const std::vector<double>& measured) {
+namespace {
+
+// The smallest measured / calibrated-sum ratio over the fit's points: no prediction falls
+// below it times its own calibrated sum (LatencyTable::total), whatever the intercept.
+double floor_ratio_of(const std::vector<double>& calibrated, const std::vector<double>& measured) {
+  double r = std::numeric_limits<double>::infinity();
+  for (size_t i = 0; i < calibrated.size(); ++i)
+    if (calibrated[i] > 0 && measured[i] > 0) r = std::min(r, measured[i] / calibrated[i]);
+  return std::isfinite(r) ? r : 0.0;
+}
+
+}  // namespace
+
+OverheadScale fit_overhead_scale(const std::vector<double>& predicted,
+                                 const std::vector<double>& measured) {
   std::vector<std::vector<double>> x;
   for (double p : predicted) x.push_back({1.0, p});
   std::vector<double> c = fit_relative(x, measured);
-  if (c.empty()) return {0.0, 1.0};
-  if (c[0] >= 0) return {c[0], c[1]};
-  // A run's fixed cost cannot be negative: a negative intercept is noise, and it would predict
-  // less than nothing for a small enough subnet. Refit the scale alone.
-  for (auto& row : x) row.erase(row.begin());
-  std::vector<double> s = fit_relative(x, measured);
-  return s.empty() ? std::pair<double, double>{0.0, 1.0} : std::pair<double, double>{0.0, s[0]};
+  OverheadScale f;
+  if (c.empty() || c[1] <= 0) {
+    // No positive scale with an intercept: the scale alone.
+    for (auto& row : x) row.erase(row.begin());
+    std::vector<double> s = fit_relative(x, measured);
+    if (s.empty() || s[0] <= 0) return f;
+    c = {0.0, s[0]};
+  }
+  f.overhead_ms = c[0];
+  f.scale = c[1];
+  // A negative intercept is what the measurements say (small subnets run below the line through
+  // the large ones: less of them is cold), but it would predict nothing for a small enough
+  // subnet: the floor keeps every prediction above the lowest measured ratio.
+  // (With an overhead >= 0 the line itself stays positive, and the ratio falls with size, so a
+  // floor would cut into the line for large subnets: none.)
+  if (f.overhead_ms < 0) {
+    std::vector<double> calibrated;
+    for (double p : predicted) calibrated.push_back(f.scale * p);
+    f.floor_ratio = floor_ratio_of(calibrated, measured);
+  }
+  return f;
 }
 
 std::string fit_calibration(const supernet::Supernet& s, LatencyTable& lut) {
@@ -755,6 +786,17 @@ std::string fit_calibration(const supernet::Supernet& s, LatencyTable& lut) {
   lut.scale = c[1];
   lut.ms_per_input_mb = bytes ? c[2] : 0.0;
   lut.ms_per_weight_mb = bytes ? c[3] : 0.0;
+  lut.floor_ratio = 0;
+  if (c[0] < 0) {  // as in fit_overhead_scale
+    std::vector<double> calibrated;
+    for (size_t i = 0; i < f.size(); ++i) {
+      std::vector<double> xi = row(bytes, i);
+      double p = 0;
+      for (size_t k = 1; k < c.size(); ++k) p += c[k] * xi[k];
+      calibrated.push_back(p);
+    }
+    lut.floor_ratio = floor_ratio_of(calibrated, y);
+  }
   lut.calibration_model = bytes ? "sum+bytes" : "sum";
   lut.calibration_subnets = static_cast<int>(f.size());
   return fmt::format(

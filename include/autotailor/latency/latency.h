@@ -3,6 +3,8 @@
 // docs/latency.md.
 #pragma once
 
+#include <algorithm>
+
 #include <map>
 #include <memory>
 #include <string>
@@ -104,6 +106,17 @@ struct LatencyTable {
   // alone (weights and activations are not hot in cache inside a network). latency =
   // overhead_ms + scale * sum(steps), fitted by least squares on a few whole subnets.
   double overhead_ms = 0, scale = 1;
+  // The fitted overhead may be negative (whole runs of small subnets measured below the line
+  // through the large ones): then a small enough subnet would be predicted at or below zero.
+  // No prediction falls below floor_ratio x the calibrated sum of its steps, floor_ratio being
+  // the smallest measured / calibrated-sum ratio among the subnets the fit was made on (0: no
+  // floor; only set when overhead_ms < 0). See total().
+  double floor_ratio = 0;
+  // overhead_ms + steps_ms, held at or above floor_ratio x steps_ms (steps_ms: the calibrated
+  // sum of a subnet's steps, fusion savings taken off).
+  double total(double steps_ms) const {
+    return std::max(overhead_ms + steps_ms, floor_ratio * steps_ms);
+  }
   // Imported LUTs whose calibration chose "sum+bytes": also per MB of each step's computed
   // inputs (what a standalone model copies in and out that a whole one keeps in place) and of
   // its weights (cold inside a network, hot when a step is timed alone).
@@ -183,10 +196,14 @@ std::vector<double> fit_relative(const std::vector<std::vector<double>>& x,
 // line saying what it fitted; returns "" and changes nothing when it cannot fit.
 std::string fit_calibration(const supernet::Supernet& s, LatencyTable& lut);
 
-// fit_relative of measured = overhead + scale * predicted, with overhead >= 0 (a negative
-// intercept refits the scale alone). Returns {overhead_ms, scale}.
-std::pair<double, double> fit_overhead_scale(const std::vector<double>& predicted,
-                                             const std::vector<double>& measured);
+// fit_relative of measured = overhead + scale * predicted. The overhead may come out negative;
+// floor_ratio is then the smallest measured / (scale x predicted) over the points, so that
+// LatencyTable::total() stays positive. Without a usable fit: overhead 0, scale 1, no floor.
+struct OverheadScale {
+  double overhead_ms = 0, scale = 1, floor_ratio = 0;
+};
+OverheadScale fit_overhead_scale(const std::vector<double>& predicted,
+                                 const std::vector<double>& measured);
 
 // Sum of the subnet's steps from the LUT, less the savings of detected fusion rules at the
 // boundaries between steps, calibrated (scale, and per input and weight MB when fitted), plus
