@@ -35,6 +35,13 @@ namespace autotailor::cli {
 
 namespace {
 
+// The per-model calibration a profile fitted, into its table.
+void set_calibration(latency::LatencyTable& lut, const latency::OverheadScale& fit) {
+  lut.overhead_ms = fit.overhead_ms;
+  lut.scale = fit.scale;
+  lut.floor_ratio = fit.floor_ratio;
+}
+
 std::string now_utc() {
   std::time_t t = std::time(nullptr);
   char buf[32];
@@ -505,10 +512,7 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
         ys.push_back(ratio * unit);
       }
       if (xs.size() >= 3) {  // else (a short resume) the table keeps its calibration
-        latency::OverheadScale fit = latency::fit_overhead_scale(xs, ys);
-        lut.overhead_ms = fit.overhead_ms;
-        lut.scale = fit.scale;
-        lut.floor_ratio = fit.floor_ratio;
+        set_calibration(lut, latency::fit_overhead_scale(xs, ys));
         lut.calibration_subnets = static_cast<int>(xs.size());
       }
       lut.reference_ms = unit;
@@ -551,10 +555,7 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
       ys.push_back(exec::time_runs(whole, exec::random_inputs(*g, 1), 3, 10, 200.0, 100).median_ms);
       xs.push_back(latency::predict(s, lut, c).latency_ms);
     }
-    latency::OverheadScale fit = latency::fit_overhead_scale(xs, ys);
-    lut.overhead_ms = fit.overhead_ms;
-    lut.scale = fit.scale;
-    lut.floor_ratio = fit.floor_ratio;
+    set_calibration(lut, latency::fit_overhead_scale(xs, ys));
     lut.calibration_subnets = static_cast<int>(xs.size());
   }
   if (method == "isolated" && lut.profiling_seconds > seconds_before) {

@@ -383,9 +383,8 @@ void add_search(CLI::App& app) {
       }
       j["predictors"] = alt;
       // How high any predictor can score against this truth (docs/search.md).
-      nlohmann::json ceiling = {
-          {"half_split_kendall_tau", kendall(half_a, half_b)},
-          {"half_split_images", meas.empty() ? 0 : d.source.test->size() / 2}};
+      nlohmann::json ceiling = {{"half_split_kendall_tau", kendall(half_a, half_b)},
+                                {"half_split_images", d.source.test->size() / 2}};
       if (probe) {
         ceiling["probe_exact_kendall_tau"] = kendall(probe_exact, meas);
         ceiling["probe_images"] = probe->images();

@@ -401,7 +401,7 @@ struct LatencyModel::Impl {
       if (std::isnan(v)) fail("internal: a step combination was never covered");
       total += v;
     }
-    return std::max(overhead + total, floor_ratio * total);  // LatencyTable::total
+    return LatencyTable::total(overhead, floor_ratio, total);
   }
 };
 

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <algorithm>
-
 #include <map>
 #include <memory>
 #include <string>
@@ -114,9 +113,10 @@ struct LatencyTable {
   double floor_ratio = 0;
   // overhead_ms + steps_ms, held at or above floor_ratio x steps_ms (steps_ms: the calibrated
   // sum of a subnet's steps, fusion savings taken off).
-  double total(double steps_ms) const {
+  static double total(double overhead_ms, double floor_ratio, double steps_ms) {
     return std::max(overhead_ms + steps_ms, floor_ratio * steps_ms);
   }
+  double total(double steps_ms) const { return total(overhead_ms, floor_ratio, steps_ms); }
   // Imported LUTs whose calibration chose "sum+bytes": also per MB of each step's computed
   // inputs (what a standalone model copies in and out that a whole one keeps in place) and of
   // its weights (cold inside a network, hot when a step is timed alone).
