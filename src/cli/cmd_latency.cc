@@ -88,13 +88,17 @@ class SpeedReference {
   explicit SpeedReference(const supernet::Supernet& s) : s_(s) {}
   // A short median, recorded: one sample of the device's speed.
   void sample() { ms_.push_back(time(3, 5, 20.0, 20)); }
-  // One warm block (a warm-up run, then kBlockRuns), recorded and returned: the unit of the
-  // block measured just before it.
+  // One warm block (a warm-up run, then kProfileBlockRuns), recorded and returned: the unit
+  // of the covering subnet measured just before it.
   double block() {
-    ms_.push_back(time(1, kBlockRuns, 0.0, kBlockRuns));
+    ms_.push_back(time(1, kProfileBlockRuns, 0.0, kProfileBlockRuns));
     return ms_.back();
   }
-  static constexpr int kBlockRuns = 5;
+  // Runs per block: in the profile after every covering subnet, in validate-latency after
+  // every round of every subnet (there the block is also what the measurement is scaled by,
+  // so it is timed longer).
+  static constexpr int kProfileBlockRuns = 3;
+  static constexpr int kValidationBlockRuns = 5;
   double median() const { return exec::summarize(ms_).median_ms; }
   int samples() const { return static_cast<int>(ms_.size()); }
   // Samples so that about `n` are spread over `steps` steps of work: is step i one of them?
@@ -527,8 +531,11 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
       const auto& keys = cs.covering_keys[todo[i]];
       if (ex.step_count() != keys.size()) fail("internal: step plan changed between derivations");
       std::vector<at::Tensor> in = exec::random_inputs(*g, 1);
-      auto steps = exec::time_steps(ex, in, 3, 10, 100.0, 100);
-      double untimed = exec::time_runs(ex, in, 0, 5, 0.0, 5).median_ms;
+      // A short block: a warm-up run, 3 timed with step timers, 3 whole without; longer
+      // blocks cost 2-3x the time and were no more accurate (docs/latency.md, "Profiling on
+      // the host"). A step's entry is then the median over the covering subnets it occurs in.
+      auto steps = exec::time_steps(ex, in, 1, 3, 0.0, 3);
+      double untimed = exec::time_runs(ex, in, 0, 3, 0.0, 3).median_ms;
       const double unit = reference.block();
       wholes.emplace_back(todo[i], untimed / unit);
       for (size_t k = 0; k < keys.size(); ++k) {
@@ -713,8 +720,8 @@ void add_validate_latency(CLI::App& app) {
             round_ms[k].push_back(exec::time_runs(*exs[k], ins[k], 1, 5, 30.0, 50).median_ms);
             if (referenced) {
               ref_ms[k].push_back(exec::time_runs(*exs.back(), ins.back(), 1,
-                                                  SpeedReference::kBlockRuns, 0.0,
-                                                  SpeedReference::kBlockRuns)
+                                                  SpeedReference::kValidationBlockRuns, 0.0,
+                                                  SpeedReference::kValidationBlockRuns)
                                       .median_ms);
               ref_all.push_back(ref_ms[k].back());
             }
