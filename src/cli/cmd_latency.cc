@@ -94,9 +94,9 @@ class SpeedReference {
     ms_.push_back(time(1, kProfileBlockRuns, 0.0, kProfileBlockRuns));
     return ms_.back();
   }
-  // Runs per block: in the profile after every covering subnet, in validate-latency after
-  // every round of every subnet (there the block is also what the measurement is scaled by,
-  // so it is timed longer).
+  // Runs per block: in the profile after every covering subnet; in validate-latency after
+  // every round of every subnet, unchanged since that protocol is the truth every LUT and
+  // bench/latency.py's learners are scored against.
   static constexpr int kProfileBlockRuns = 3;
   static constexpr int kValidationBlockRuns = 5;
   double median() const { return exec::summarize(ms_).median_ms; }
@@ -532,8 +532,8 @@ void profile_device(const supernet::Supernet& tuned, const std::string& dir,
       if (ex.step_count() != keys.size()) fail("internal: step plan changed between derivations");
       std::vector<at::Tensor> in = exec::random_inputs(*g, 1);
       // A short block: a warm-up run, 3 timed with step timers, 3 whole without; longer
-      // blocks cost 2-3x the time and were no more accurate (docs/latency.md, "Profiling on
-      // the host"). A step's entry is then the median over the covering subnets it occurs in.
+      // blocks cost 2-3x the time and were no more accurate (docs/latency.md, "Short
+      // blocks"). A step's entry is then the median over the covering subnets it occurs in.
       auto steps = exec::time_steps(ex, in, 1, 3, 0.0, 3);
       double untimed = exec::time_runs(ex, in, 0, 3, 0.0, 3).median_ms;
       const double unit = reference.block();
