@@ -7,6 +7,8 @@
 #include <limits>
 #include <random>
 
+#include <sys/stat.h>
+
 #include "autotailor/exec/executor.h"
 #include "autotailor/import/tensor_file.h"
 #include "model_builder.h"
@@ -323,6 +325,72 @@ TEST_F(BadInput, ExternalDataFileMissing) {
   std::vector<float> data = {1, 2, 3, 4};
   write("weights.bin", std::string(reinterpret_cast<const char*>(data.data()), 16));
   EXPECT_EQ(run_cli("inspect " + path("ext.onnx")).status, 0);
+}
+
+// A MatMul model in `dir` whose 2x2 float weight lives in external data at `location`.
+void save_external_model(const std::string& dir, const std::string& location,
+                         const std::vector<std::pair<std::string, std::string>>& extra = {}) {
+  fs::create_directories(dir);
+  test::ModelBuilder b;
+  b.input("x", {1, 2}).output("y", {1, 2});
+  b.weight("w", {2, 2});
+  auto* w = b.proto().mutable_graph()->mutable_initializer(0);
+  w->clear_raw_data();
+  w->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* loc = w->add_external_data();
+  loc->set_key("location");
+  loc->set_value(location);
+  for (const auto& [k, v] : extra) {
+    auto* e = w->add_external_data();
+    e->set_key(k);
+    e->set_value(v);
+  }
+  b.node("MatMul", {"x", "w"}, {"y"});
+  b.save(dir + "/ext.onnx");
+}
+
+// Security: external data never reads a file outside the model's folder, whatever the links.
+TEST_F(BadInput, ExternalDataCannotEscapeThroughSymlinks) {
+  const std::string secret(16, 'S');
+  write("secret.bin", secret);
+  fs::create_directories(path("outside"));
+  write("outside/w.bin", secret);
+  const std::string m = path("model");
+  fs::create_directories(m);
+  fs::create_symlink(path("secret.bin"), m + "/link.bin");  // a link to a file
+  fs::create_symlink(path("outside"), m + "/dirlink");      // a link to a folder
+  save_external_model(m, "link.bin");
+  auto r = run_cli("supernet " + m + "/ext.onnx -o " + path("sn"));
+  EXPECT_TRUE(fails_cleanly(r, "outside the model's folder")) << r.err;
+  EXPECT_FALSE(fs::exists(path("sn/supernet.onnx")));
+  save_external_model(m, "dirlink/w.bin");
+  EXPECT_TRUE(fails_cleanly(run_cli("inspect " + m + "/ext.onnx"), "outside the model's folder"));
+  // A link that stays inside the folder is fine.
+  std::ofstream(m + "/real.bin", std::ios::binary) << secret;
+  fs::create_symlink("real.bin", m + "/inside.bin");
+  save_external_model(m, "inside.bin");
+  EXPECT_EQ(run_cli("inspect " + m + "/ext.onnx").status, 0);
+}
+
+TEST_F(BadInput, ExternalDataMustBeARegularFileOfTheDeclaredSize) {
+  const std::string m = path("model");
+  fs::create_directories(m);
+  ASSERT_EQ(::mkfifo((m + "/fifo.bin").c_str(), 0600), 0);
+  save_external_model(m, "fifo.bin");
+  auto r = run_cli("inspect " + m + "/ext.onnx");  // would block forever if opened
+  EXPECT_TRUE(fails_cleanly(r, "not a regular file")) << r.err;
+  std::ofstream(m + "/short.bin", std::ios::binary) << std::string(12, 'x');
+  save_external_model(m, "short.bin");
+  EXPECT_TRUE(fails_cleanly(run_cli("inspect " + m + "/ext.onnx"), "need 16")) << r.err;
+  std::ofstream(m + "/long.bin", std::ios::binary) << std::string(64, '\0');
+  save_external_model(m, "long.bin", {{"offset", "9223372036854775800"}, {"length", "16"}});
+  EXPECT_TRUE(fails_cleanly(run_cli("inspect " + m + "/ext.onnx"), "beyond the end"));
+  save_external_model(m, "long.bin", {{"offset", "8"}, {"length", "9223372036854775800"}});
+  EXPECT_TRUE(fails_cleanly(run_cli("inspect " + m + "/ext.onnx"), "beyond the end"));
+  save_external_model(m, "long.bin", {{"offset", "eight"}});
+  EXPECT_TRUE(fails_cleanly(run_cli("inspect " + m + "/ext.onnx"), "invalid external data offset"));
+  save_external_model(m, "long.bin", {{"offset", "16"}, {"length", "16"}});
+  EXPECT_EQ(run_cli("inspect " + m + "/ext.onnx").status, 0);
 }
 
 TEST_F(BadInput, UnwritableOutput) {

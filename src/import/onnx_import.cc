@@ -4,7 +4,9 @@
 #include <onnx/checker.h>
 #include <onnx/defs/schema.h>
 #include <onnx/shape_inference/implementation.h>
+#include <charconv>
 #include <cmath>
+#include <limits>
 
 #include <filesystem>
 #include <fstream>
@@ -85,6 +87,85 @@ void check_names_are_text(const onnx::ModelProto& m, const std::string& source) 
   }
 }
 
+// A non-negative decimal integer of an external_data entry, or a one-line error naming it.
+int64_t external_data_number(const std::string& text, const std::string& key,
+                             const std::string& source, const std::string& tensor) {
+  int64_t v = -1;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < 0)
+    fail("'{}': initializer '{}' has an invalid external data {} '{}' (a non-negative integer)",
+         source, tensor, key, text);
+  return v;
+}
+
+// The bytes a tensor of this type and shape holds, or -1 where the type has no fixed size.
+int64_t declared_bytes(const onnx::TensorProto& t, const std::string& source) {
+  int64_t elem = 0;
+  switch (t.data_type()) {
+    case onnx::TensorProto::FLOAT:
+    case onnx::TensorProto::INT32:
+    case onnx::TensorProto::UINT32:
+      elem = 4;
+      break;
+    case onnx::TensorProto::DOUBLE:
+    case onnx::TensorProto::INT64:
+    case onnx::TensorProto::UINT64:
+      elem = 8;
+      break;
+    case onnx::TensorProto::FLOAT16:
+    case onnx::TensorProto::BFLOAT16:
+    case onnx::TensorProto::INT16:
+    case onnx::TensorProto::UINT16:
+      elem = 2;
+      break;
+    case onnx::TensorProto::INT8:
+    case onnx::TensorProto::UINT8:
+    case onnx::TensorProto::BOOL:
+      elem = 1;
+      break;
+    default:
+      return -1;
+  }
+  int64_t n = elem;
+  for (int64_t d : t.dims())
+    if (d < 0 || (d > 0 && n > std::numeric_limits<int64_t>::max() / d))
+      fail("'{}': initializer '{}' has dimensions whose product is negative or overflows", source,
+           t.name());
+    else
+      n *= d;
+  return n;
+}
+
+// Where an external data file really is: inside the model's folder (after every symbolic link
+// is resolved, so a link cannot lead out of it), and a regular file (a FIFO or device would
+// block or never end).
+std::filesystem::path external_data_file(const std::filesystem::path& dir,
+                                         const std::string& location, const std::string& source,
+                                         const std::string& tensor) {
+  namespace fs = std::filesystem;
+  if (location.empty() || fs::path(location).is_absolute() ||
+      location.find("..") != std::string::npos)
+    fail("'{}': initializer '{}' has an invalid external data location '{}'", source, tensor,
+         location);
+  std::error_code ec;
+  fs::path root = fs::canonical(dir.empty() ? fs::path(".") : dir, ec);
+  if (ec) fail("'{}': cannot resolve the model's folder: {}", source, ec.message());
+  fs::path real = fs::canonical(dir / location, ec);
+  if (ec)
+    fail("'{}': initializer '{}' needs external data file '{}', which cannot be opened ({})",
+         source, tensor, (dir / location).string(), ec.message());
+  auto [r, _] = std::mismatch(root.begin(), root.end(), real.begin(), real.end());
+  if (r != root.end())
+    fail(
+        "'{}': initializer '{}': external data '{}' resolves to '{}', outside the model's folder "
+        "'{}'; copy the file into that folder",
+        source, tensor, location, real.string(), root.string());
+  if (!fs::is_regular_file(real, ec))
+    fail("'{}': initializer '{}': external data '{}' is not a regular file", source, tensor,
+         location);
+  return real;
+}
+
 // External data is read into the model before checking, so that the rest of the importer
 // (and the checker) sees one self-contained ModelProto.
 void inline_external_data(onnx::ModelProto& m, const std::string& source) {
@@ -96,27 +177,36 @@ void inline_external_data(onnx::ModelProto& m, const std::string& source) {
     int64_t offset = 0, length = -1;
     for (const auto& kv : t.external_data()) {
       if (kv.key() == "location") location = kv.value();
-      if (kv.key() == "offset") offset = std::stoll(kv.value());
-      if (kv.key() == "length") length = std::stoll(kv.value());
+      if (kv.key() == "offset")
+        offset = external_data_number(kv.value(), "offset", source, t.name());
+      if (kv.key() == "length")
+        length = external_data_number(kv.value(), "length", source, t.name());
     }
-    fs::path file = dir / location;
-    if (location.empty() || fs::path(location).is_absolute() ||
-        location.find("..") != std::string::npos)
-      fail("'{}': initializer '{}' has an invalid external data location '{}'", source, t.name(),
-           location);
+    fs::path file = external_data_file(dir, location, source, t.name());
+    std::error_code ec;
+    const auto size = static_cast<int64_t>(fs::file_size(file, ec));
+    if (ec) fail("'{}': cannot read the size of '{}': {}", source, file.string(), ec.message());
+    if (offset > size)
+      fail("'{}': external data for '{}' starts at {}, beyond the end of '{}' ({} bytes)", source,
+           t.name(), offset, file.string(), size);
+    if (length < 0) length = size - offset;
+    if (length > size - offset)
+      fail("'{}': external data for '{}' lies beyond the end of '{}'", source, t.name(),
+           file.string());
+    const int64_t want = declared_bytes(t, source);
+    if (want >= 0 && length != want)
+      fail("'{}': external data for '{}' is {} bytes, but its type and shape need {}", source,
+           t.name(), length, want);
     std::ifstream in(file, std::ios::binary);
     if (!in)
       fail("'{}': initializer '{}' needs external data file '{}', which cannot be opened", source,
            t.name(), file.string());
-    in.seekg(0, std::ios::end);
-    int64_t size = in.tellg();
-    if (length < 0) length = size - offset;
-    if (offset < 0 || offset + length > size)
-      fail("'{}': external data for '{}' lies beyond the end of '{}'", source, t.name(),
-           file.string());
-    std::string data(length, '\0');
+    std::string data(static_cast<size_t>(length), '\0');
     in.seekg(offset);
     in.read(data.data(), length);
+    if (in.gcount() != length)
+      fail("'{}': external data for '{}': '{}' changed while it was read", source, t.name(),
+           file.string());
     t.set_raw_data(std::move(data));
     t.clear_external_data();
     t.set_data_location(onnx::TensorProto::DEFAULT);
