@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "autotailor/common/error.h"
@@ -96,7 +98,9 @@ TEST(Sensitivity, PredictionReproducesItsProbesComposesAndMasksSkippedBlocks) {
   for (const auto& p : pos) expect += p.choices.size() - 1;
   EXPECT_EQ(t.entries.size(), expect);
   using Comp = search::AccuracyOptions::Composition;
-  search::AccuracyModel m(t, pos, &s.space(), {Comp::Additive, false});
+  search::AccuracyModel m(
+      t, pos, &s.space(),
+      {.composition = Comp::Additive, .mask_skipped_blocks = false, .calibrate = false});
   EXPECT_DOUBLE_EQ(m.predict(supernet::encode(pos, supernet::max_subnet(s.space()))), 0.9);
   // The made-up function is additive over widths and resolution: the prediction is exact.
   for (uint64_t seed = 1; seed <= 10; ++seed) {
@@ -111,7 +115,9 @@ TEST(Sensitivity, PredictionReproducesItsProbesComposesAndMasksSkippedBlocks) {
     return a;
   };
   search::SensitivityTable tm = search::measure_sensitivity(s.space(), mult);
-  search::AccuracyModel mm(tm, pos, &s.space(), {Comp::Multiplicative, false});
+  search::AccuracyModel mm(
+      tm, pos, &s.space(),
+      {.composition = Comp::Multiplicative, .mask_skipped_blocks = false, .calibrate = false});
   for (uint64_t seed = 1; seed <= 10; ++seed) {
     supernet::SubnetConfig c = supernet::random_subnet(s.space(), seed);
     c.depths.clear();
@@ -134,7 +140,9 @@ TEST(Sensitivity, PredictionReproducesItsProbesComposesAndMasksSkippedBlocks) {
   skip.depths[st.name] = 1;
   supernet::SubnetConfig both = skip;
   both.widths[inner->name] = inner->choices.front();
-  search::AccuracyModel masked(t, pos, &s.space(), {Comp::Additive, true});
+  search::AccuracyModel masked(
+      t, pos, &s.space(),
+      {.composition = Comp::Additive, .mask_skipped_blocks = true, .calibrate = false});
   EXPECT_DOUBLE_EQ(masked.predict(supernet::encode(pos, both)),
                    masked.predict(supernet::encode(pos, skip)));
   EXPECT_LT(m.predict(supernet::encode(pos, both)), m.predict(supernet::encode(pos, skip)));
@@ -142,9 +150,12 @@ TEST(Sensitivity, PredictionReproducesItsProbesComposesAndMasksSkippedBlocks) {
   t.save(dir + "/s.json");
   search::SensitivityTable back = search::SensitivityTable::load(dir + "/s.json");
   EXPECT_EQ(back.entries.size(), t.entries.size());
-  EXPECT_DOUBLE_EQ(search::AccuracyModel(back, pos, &s.space(), {Comp::Additive, false})
-                       .predict(supernet::SubnetCode(pos.size(), 0)),
-                   m.predict(supernet::SubnetCode(pos.size(), 0)));
+  EXPECT_DOUBLE_EQ(
+      search::AccuracyModel(
+          back, pos, &s.space(),
+          {.composition = Comp::Additive, .mask_skipped_blocks = false, .calibrate = false})
+          .predict(supernet::SubnetCode(pos.size(), 0)),
+      m.predict(supernet::SubnetCode(pos.size(), 0)));
   fs::remove_all(dir);
 }
 
@@ -172,7 +183,9 @@ TEST(Sensitivity, MidReferenceProbesEveryOtherValueAndIsExactOnAdditiveAccuracy)
       0)
       << "wider than the reference: positive changes";
   using Comp = search::AccuracyOptions::Composition;
-  search::AccuracyModel m(t, pos, &s.space(), {Comp::Additive, false});
+  search::AccuracyModel m(
+      t, pos, &s.space(),
+      {.composition = Comp::Additive, .mask_skipped_blocks = false, .calibrate = false});
   for (uint64_t seed = 1; seed <= 10; ++seed) {
     supernet::SubnetConfig c = supernet::random_subnet(s.space(), seed);
     c.depths.clear();
@@ -185,6 +198,159 @@ TEST(Sensitivity, MidReferenceProbesEveryOtherValueAndIsExactOnAdditiveAccuracy)
   EXPECT_EQ(search::SensitivityTable::load(dir + "/s.json").reference, "mid");
   fs::remove_all(dir);
   EXPECT_THROW(search::reference_code(pos, "median"), Error);
+}
+
+// A noisy probe as a real one is: an accuracy that falls as widths, kernels, depth and the
+// resolution shrink, plus up to +-1.5 points of noise fixed per subnet (so that some shrinking
+// moves come out as gains), and per-image results on 2000 images that pair across subnets.
+search::ProbeResult noisy_probe(const supernet::Supernet& s, const supernet::SubnetConfig& c) {
+  const supernet::SearchSpace& sp = s.space();
+  double a = 0.92;
+  for (auto& [g, w] : c.widths)
+    a -= 0.04 * (1 - static_cast<double>(w) / static_cast<double>(sp.group(g)->size));
+  for (auto& [st, d] : c.depths)
+    for (const auto& stage : sp.stages)
+      if (stage.name == st) a -= 0.01 * static_cast<double>(stage.choices.back() - d);
+  if (c.resolution) a -= 0.0004 * static_cast<double>(sp.resolution - c.resolution);
+  const size_t h = std::hash<std::string>{}(supernet::subnet_to_json(c, -1));
+  a += 0.015 * (static_cast<double>(h % 2001) / 1000.0 - 1.0);
+  search::ProbeResult r{0, std::vector<uint8_t>(2000)};
+  std::mt19937 images(7);  // the same images for every subnet: results pair
+  for (auto& x : r.correct) x = std::uniform_real_distribution<double>(0, 1)(images) < a;
+  r.accuracy = std::accumulate(r.correct.begin(), r.correct.end(), 0.0) / 2000.0;
+  return r;
+}
+
+// Invariant 6: a subnet that contains another is never predicted less accurate, and no
+// prediction exceeds the measured max subnet; on three models, both compositions, both
+// references, from a table whose raw probes break monotonicity.
+TEST(AccuracyModel, MonotoneOnContainedPairsAndNeverAboveTheMaxSubnet) {
+  for (const std::string& model : {reference("resnet_fm"), reference("mobilenet_v2_fm"),
+                                   test::fixture("mobilenet_v3_small.onnx")}) {
+    supernet::Supernet s(import_onnx(model), {});
+    auto pos = supernet::positions(s.space());
+    for (const char* ref : {"mid", "max"}) {
+      search::SensitivityTable t = search::measure_sensitivity(
+          s.space(), [&](const supernet::SubnetConfig& c) { return noisy_probe(s, c); }, {}, ref);
+      ASSERT_EQ(t.anchors.size(), 3u + search::kAnchorRandom);
+      double max_measured = t.anchors[0].accuracy;
+      ASSERT_EQ(t.anchors[0].label, "max");
+      // The raw table is not monotone: the property below is the model's doing.
+      using Comp = search::AccuracyOptions::Composition;
+      search::AccuracyModel raw(t, pos, &s.space(),
+                                {.monotone = false, .significance_z = 0, .calibrate = false});
+      for (auto [comp, z] : {std::pair{Comp::Multiplicative, 0.0}, std::pair{Comp::Additive, 0.0},
+                             std::pair{Comp::Multiplicative, 2.0}}) {
+        search::AccuracyModel m(t, pos, &s.space(), {.composition = comp, .significance_z = z});
+        std::mt19937_64 rng(11);
+        int raw_violations = 0;
+        for (int k = 0; k < 300; ++k) {
+          supernet::SubnetCode a(pos.size()), b(pos.size());
+          for (size_t i = 0; i < pos.size(); ++i) {
+            a[i] = static_cast<uint8_t>(rng() % pos[i].choices.size());
+            b[i] = static_cast<uint8_t>(rng() % 3 == 0 ? rng() % (a[i] + 1) : a[i]);
+          }
+          EXPECT_GE(m.predict(a), m.predict(b)) << model << " " << ref;
+          EXPECT_LE(m.predict(a), max_measured + 1e-12) << model << " " << ref;
+          raw_violations += raw.predict(a) < raw.predict(b);
+        }
+        const auto max_code = supernet::encode(pos, supernet::max_subnet(s.space()));
+        EXPECT_LE(m.predict(max_code), max_measured + 1e-12);
+        if (comp == Comp::Multiplicative && z == 0) {
+          EXPECT_GT(raw_violations, 0) << model << " " << ref << ": the noise should show raw";
+        }
+      }
+    }
+  }
+}
+
+TEST(AccuracyModel, CalibrationMapsRawScoresOntoTheMeasuredAnchors) {
+  supernet::Supernet s(import_onnx(reference("resnet_fm")), {});
+  auto pos = supernet::positions(s.space());
+  search::SensitivityTable t = search::measure_sensitivity(
+      s.space(), [&](const supernet::SubnetConfig& c) { return noisy_probe(s, c); }, {}, "mid");
+  search::AccuracyModel m(t, pos, &s.space());
+  ASSERT_GE(m.calibration().size(), 3u);
+  // Anchors sit on the fitted curve: the max one exactly at its measured accuracy, and the
+  // fit is non-decreasing in the raw score.
+  const auto max_code = supernet::encode(pos, supernet::max_subnet(s.space()));
+  EXPECT_NEAR(m.predict(max_code), t.anchors[0].accuracy, 1e-6);
+  for (size_t k = 1; k < m.calibration().size(); ++k)
+    EXPECT_GE(m.calibration()[k].second, m.calibration()[k - 1].second);
+  // Calibrated predictions land nearer the truth than raw ones on the anchors' kind of subnet.
+  search::AccuracyModel raw(t, pos, &s.space(), {.calibrate = false});
+  double err_cal = 0, err_raw = 0;
+  for (uint64_t seed = 1; seed <= 30; ++seed) {
+    supernet::SubnetConfig c = supernet::random_subnet(s.space(), seed);
+    double truth = noisy_probe(s, c).accuracy;
+    err_cal += std::abs(m.predict(supernet::encode(pos, c)) - truth);
+    err_raw += std::abs(raw.predict(supernet::encode(pos, c)) - truth);
+  }
+  EXPECT_LT(err_cal, err_raw);
+  // Saved and loaded with its anchors and paired counts.
+  std::string dir = test::temp_dir("sens_anchors");
+  t.save(dir + "/s.json");
+  search::SensitivityTable back = search::SensitivityTable::load(dir + "/s.json");
+  ASSERT_EQ(back.anchors.size(), t.anchors.size());
+  EXPECT_EQ(back.entries.front().lost, t.entries.front().lost);
+  EXPECT_GE(back.entries.front().lost, 0);
+  EXPECT_DOUBLE_EQ(search::AccuracyModel(back, pos, &s.space()).predict(max_code),
+                   m.predict(max_code));
+  fs::remove_all(dir);
+}
+
+TEST(AccuracyModel, IsotonicFitPoolsAdjacentViolators) {
+  EXPECT_EQ(search::isotonic_fit({1, 3, 2, 4}), (std::vector<double>{1, 2.5, 2.5, 4}));
+  EXPECT_EQ(search::isotonic_fit({3, 2, 1}), (std::vector<double>{2, 2, 2}));
+  EXPECT_EQ(search::isotonic_fit({0, 1, 2}), (std::vector<double>{0, 1, 2}));
+}
+
+// Re-ranking measures the finalists and keeps the measured best; the family never gives a
+// larger budget a worse subnet than a smaller one.
+TEST(Evolution, RerankPicksTheMeasuredBestAndTheFamilyIsMonotone) {
+  supernet::Supernet s(import_onnx(reference("resnet_fm")), {});
+  latency::LatencyTable lut = estimated_lut(s);
+  latency::LatencyModel lm(s, lut);
+  auto pos = supernet::positions(s.space());
+  auto lat = [&](const supernet::SubnetCode& c) { return lm.predict(c); };
+  auto acc = [&](const supernet::SubnetCode& c) {
+    double a = 0;
+    for (size_t i = 0; i < c.size(); ++i) a += c[i];
+    return a;
+  };
+  // The truth disagrees with the predictor: it prefers a low first position.
+  auto truth = [&](const supernet::SubnetCode& c) { return acc(c) - 3.0 * c[0]; };
+  const double max_ms = lm.predict(supernet::max_subnet(s.space()));
+  std::vector<double> budgets = {0.5 * max_ms, 0.7 * max_ms, 0.6 * max_ms};
+  search::EvolutionOptions o;
+  o.generations = 30;
+  o.finalists = 8;
+  search::SearchReport r = search::evolve(pos, lat, acc, budgets, o);
+  int measured = 0;
+  search::rerank(r, [&](const supernet::SubnetCode& c) {
+    ++measured;
+    return truth(c);
+  });
+  EXPECT_LE(measured, 24);
+  int changed = 0;
+  for (const auto& b : r.results) {
+    ASSERT_GE(b.finalists.size(), 2u);
+    for (size_t i = 0; i < b.finalists.size(); ++i) {
+      EXPECT_LE(b.finalists[i].cost, b.budget);
+      for (size_t j = 0; j < i; ++j) EXPECT_NE(b.finalists[i].code, b.finalists[j].code);
+      EXPECT_GE(*b.best.measured, *b.finalists[i].measured);
+    }
+    EXPECT_DOUBLE_EQ(*b.best.measured, truth(b.best.code));
+    changed += b.rerank_changed;
+  }
+  EXPECT_GT(changed, 0);
+  // A smaller budget's pick that measured better replaces a larger budget's.
+  r.results[1].best.measured = *r.results[0].best.measured - 1;
+  search::make_family_monotone(r);
+  EXPECT_TRUE(r.results[1].raised);
+  std::vector<size_t> by_budget = {0, 2, 1};
+  for (size_t k = 1; k < by_budget.size(); ++k)
+    EXPECT_GE(*r.results[by_budget[k]].best.measured, *r.results[by_budget[k - 1]].best.measured);
 }
 
 TEST(Evolution, FitsBudgetsIsDeterministicAndParetoOptimal) {
@@ -207,7 +373,7 @@ TEST(Evolution, FitsBudgetsIsDeterministicAndParetoOptimal) {
   search::SearchReport b = search::evolve(pos, lat, acc, budgets, o);
   ASSERT_EQ(a.results.size(), 2u);
   for (size_t i = 0; i < 2; ++i) {
-    EXPECT_LE(a.results[i].best.latency_ms, budgets[i]);
+    EXPECT_LE(a.results[i].best.cost, budgets[i]);
     EXPECT_EQ(a.results[i].best.code, b.results[i].best.code) << "same seed, same result";
     // Better than the best of 2000 random feasible subnets.
     double best_random = 0;
@@ -219,7 +385,7 @@ TEST(Evolution, FitsBudgetsIsDeterministicAndParetoOptimal) {
   }
   EXPECT_GT(a.results[1].best.accuracy, a.results[0].best.accuracy);
   for (size_t i = 1; i < a.pareto.size(); ++i) {
-    EXPECT_GT(a.pareto[i].latency_ms, a.pareto[i - 1].latency_ms);
+    EXPECT_GT(a.pareto[i].cost, a.pareto[i - 1].cost);
     EXPECT_GT(a.pareto[i].accuracy, a.pareto[i - 1].accuracy);
   }
   double min_ms = lm.predict(supernet::min_subnet(s.space()));
@@ -232,7 +398,7 @@ TEST(Evolution, FitsBudgetsIsDeterministicAndParetoOptimal) {
   search::SearchReport rb = search::evolve(pos, lat, acc, budgets, r);
   for (size_t i = 0; i < 2; ++i) {
     EXPECT_GT(ra.results[i].feasible, 0);
-    EXPECT_LE(ra.results[i].best.latency_ms, budgets[i]);
+    EXPECT_LE(ra.results[i].best.cost, budgets[i]);
     EXPECT_EQ(ra.results[i].best.code, rb.results[i].best.code) << "same seed, same result";
     EXPECT_LE(ra.results[i].best.accuracy, a.results[i].best.accuracy);
   }
@@ -254,8 +420,30 @@ TEST(Compile, EndToEndOnHostWithData) {
   auto r = run_cli(args);
   ASSERT_EQ(r.status, 0) << r.err;
   nlohmann::json m = nlohmann::json::parse(test::slurp(out + "/manifest.json"));
-  ASSERT_EQ(m["variants"].size(), 4u);
+  // One distinct subnet per file, every budget served, accuracy (re-ranked, exact on the
+  // held-out images) never lower for a larger budget, no prediction above the max subnet.
+  ASSERT_GE(m["variants"].size(), 1u);
+  ASSERT_LE(m["variants"].size(), 4u);
   EXPECT_EQ(m["accuracy_metric"], "top1");
+  size_t served = 0;
+  std::set<std::string> subnets;
+  double last_budget = 0, last_accuracy = -1;
+  for (const auto& v : m["variants"]) {
+    served += v["budgets_ms"].size();
+    subnets.insert(v["subnet"].dump());
+    EXPECT_GT(v["budget_ms"].get<double>(), last_budget);
+    last_budget = v["budget_ms"].get<double>();
+    ASSERT_TRUE(v["reranked_accuracy"].is_number()) << v.dump();
+    EXPECT_GE(v["reranked_accuracy"].get<double>(), last_accuracy);
+    last_accuracy = v["reranked_accuracy"].get<double>();
+    EXPECT_LE(v["predicted_accuracy"].get<double>(),
+              m["max_subnet"]["reranked_accuracy"].get<double>() + 1e-9);
+  }
+  EXPECT_EQ(served, 4u);
+  EXPECT_EQ(subnets.size(), m["variants"].size());
+  EXPECT_EQ(m["variants"].size() < 4, r.err.find("one file serves them all") != std::string::npos)
+      << r.err;
+  EXPECT_EQ(m["rerank"]["finalists_per_budget"], 8);
   std::vector<std::string> files;
   at::manual_seed(3);
   for (const auto& v : m["variants"]) {

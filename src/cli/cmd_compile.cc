@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "autotailor/common/error.h"
@@ -211,16 +212,20 @@ void compile(const CompileArgs& a) {
           b, min_ms);
       b = min_ms;
     }
-  std::string h_search =
-      fnv(h_profile + h_sens +
-          fmt::format("|{}|{}|{}|{}|{}|{}|{}", fmt::join(budgets, ","), a.evolution.population,
-                      a.evolution.generations, a.evolution.parent_ratio, a.evolution.mutation_ratio,
-                      a.evolution.mutate_prob, a.evolution.seed));
+  std::string h_search = fnv(
+      h_profile + h_sens + search::AccuracyOptions{}.fingerprint() + "|ties-larger" +
+      fmt::format("|{}|{}|{}|{}|{}|{}|{}|rerank{}", fmt::join(budgets, ","), a.evolution.population,
+                  a.evolution.generations, a.evolution.parent_ratio, a.evolution.mutation_ratio,
+                  a.evolution.mutate_prob, a.evolution.seed, a.evolution.finalists));
   std::string search_path = (fs::path(dir) / "search.json").string();
   nlohmann::json found;
   if (!rec.done("search", h_search) || !fs::exists(search_path)) {
     rerun_from("search");
-    found = run_search(s, dir, device.name, budgets, a.evolution);
+    std::unique_ptr<AccuracyProbe> probe;
+    if (a.evolution.finalists > 1)
+      probe = std::make_unique<AccuracyProbe>(
+          s, dir, a.data, search::SensitivityTable::load(sensitivity_path(dir)).probe_images);
+    found = run_search(s, dir, device.name, budgets, a.evolution, probe.get());
     write_file_atomic(search_path, found.dump(2) + "\n");
     rec.finish("search", h_search, since(t0));
   } else {
@@ -244,29 +249,57 @@ void compile(const CompileArgs& a) {
       data = f.open(train::model_shape(s.graph()));
     }
     search::SensitivityTable sens = search::SensitivityTable::load(sensitivity_path(dir));
-    nlohmann::json variants = nlohmann::json::array();
+    // One file per distinct subnet, listing every budget it serves (smallest first).
     const auto& results = found["results"];
-    for (size_t i = 0; i < results.size(); ++i) {
-      const auto& r = results[i];
+    std::vector<size_t> by_budget(results.size());
+    for (size_t i = 0; i < by_budget.size(); ++i) by_budget[i] = i;
+    std::stable_sort(by_budget.begin(), by_budget.end(), [&](size_t x, size_t y) {
+      return results[x]["budget_ms"].get<double>() < results[y]["budget_ms"].get<double>();
+    });
+    std::vector<std::vector<size_t>> members;  // result indices per distinct subnet
+    for (size_t i : by_budget) {
+      auto same = std::find_if(members.begin(), members.end(), [&](const auto& m) {
+        return results[m.front()]["subnet"] == results[i]["subnet"];
+      });
+      if (same == members.end())
+        members.push_back({i});
+      else
+        same->push_back(i);
+    }
+    nlohmann::json variants = nlohmann::json::array();
+    std::set<std::string> written;
+    for (size_t k = 0; k < members.size(); ++k) {
+      const auto& r = results[members[k].front()];
+      nlohmann::json budgets_served = nlohmann::json::array();
+      for (size_t i : members[k]) budgets_served.push_back(results[i]["budget_ms"]);
+      if (members[k].size() > 1)
+        spdlog::warn(
+            "[export] budgets {} ms get the same subnet (nothing better measured within the "
+            "larger ones): one file serves them all",
+            budgets_served.dump());
       supernet::SubnetConfig c =
           supernet::subnet_from_json(r["subnet"].dump(), search_path, s.space());
-      std::string name = fmt::format("variant{}_{:.0f}pct.onnx", i + 1,
+      std::string name = fmt::format("variant{}_{:.0f}pct.onnx", k + 1,
                                      100 * r["budget_ms"].get<double>() / max_ms);
+      written.insert(name);
       std::string file = (fs::path(dir) / "variants" / name).string();
       std::shared_ptr<const ir::Graph> vg = inference_subnet(dir, s, c, a.data.spec);
       export_graph(*vg, s.graph().name, file);
       std::shared_ptr<const ir::Graph> exported = import_onnx(file);
-      if (a.dump_ir) dump_ir(dir, fmt::format("export_variant{}", i + 1), *exported);
-      nlohmann::json v = {{"file", fs::path("variants") / name},
-                          {"subnet", r["subnet"]},
-                          {"budget_ms", r["budget_ms"]},
-                          {"predicted_latency_ms", r["latency_ms"]},
-                          {"predicted_accuracy", r["accuracy"]},
-                          {"accuracy_metric", sens.metric},
-                          {"macs", ir::graph_stats(*exported).macs},
-                          {"parameters", exported->parameter_count()},
-                          {"measured_accuracy", nullptr},
-                          {"measured_latency_ms", nullptr}};
+      if (a.dump_ir) dump_ir(dir, fmt::format("export_variant{}", k + 1), *exported);
+      nlohmann::json v = {
+          {"file", fs::path("variants") / name},
+          {"subnet", r["subnet"]},
+          {"budget_ms", r["budget_ms"]},
+          {"budgets_ms", budgets_served},
+          {"predicted_latency_ms", r["latency_ms"]},
+          {"predicted_accuracy", r["accuracy"]},
+          {"reranked_accuracy", r.value("measured_probe_accuracy", nlohmann::json())},
+          {"accuracy_metric", sens.metric},
+          {"macs", ir::graph_stats(*exported).macs},
+          {"parameters", exported->parameter_count()},
+          {"measured_accuracy", nullptr},
+          {"measured_latency_ms", nullptr}};
       if (data) v["measured_accuracy"] = train::evaluate(exported, *data, 256, a.data.workers).top1;
       if (device.kind == "measured") {
         at::set_num_threads(lut.threads);
@@ -288,22 +321,30 @@ void compile(const CompileArgs& a) {
               : fmt::format(", accuracy {:.2f}%", 100 * v["measured_accuracy"].get<double>()));
       variants.push_back(v);
     }
+    // Variants of an earlier family that this one no longer has.
+    for (const auto& f : fs::directory_iterator(fs::path(dir) / "variants"))
+      if (f.path().extension() == ".onnx" && !written.count(f.path().filename().string()))
+        fs::remove(f.path());
     bool estimated = std::any_of(lut.entries.begin(), lut.entries.end(),
                                  [](const auto& e) { return e.second.estimated; });
     nlohmann::json stages = nlohmann::json::object();
     for (const auto& st : order) stages[st] = rec.seconds(st);
     stages["export"] = since(t0);
-    nlohmann::json manifest = {{"format", "autotailor-manifest"},
-                               {"model", a.model},
-                               {"device", device.name},
-                               {"device_kind", device.kind},
-                               {"estimated_latency", estimated},
-                               {"accuracy_metric", sens.metric},
-                               {"max_subnet",
-                                {{"predicted_latency_ms", max_ms},
-                                 {"predicted_accuracy", found["max_subnet"]["accuracy"]}}},
-                               {"variants", variants},
-                               {"stage_seconds", stages}};
+    nlohmann::json manifest = {
+        {"format", "autotailor-manifest"},
+        {"model", a.model},
+        {"device", device.name},
+        {"device_kind", device.kind},
+        {"estimated_latency", estimated},
+        {"accuracy_metric", sens.metric},
+        {"max_subnet",
+         {{"predicted_latency_ms", max_ms},
+          {"predicted_accuracy", found["max_subnet"]["accuracy"]},
+          {"reranked_accuracy",
+           found["max_subnet"].value("measured_probe_accuracy", nlohmann::json())}}},
+        {"rerank", found.value("rerank", nlohmann::json())},
+        {"variants", variants},
+        {"stage_seconds", stages}};
     write_file_atomic((fs::path(dir) / "manifest.json").string(), manifest.dump(2) + "\n");
     write_file_atomic((fs::path(dir) / "report.html").string(),
                       render_report(manifest, found, sens, lat, lut));
@@ -314,9 +355,12 @@ void compile(const CompileArgs& a) {
   std::cout << fmt::format("{} variants of {} for {} in {}/variants:\n", m["variants"].size(),
                            a.model, device.name, dir);
   for (const auto& v : m["variants"]) {
+    std::string served;
+    for (const auto& b : v.value("budgets_ms", nlohmann::json::array()))
+      if (b != v["budget_ms"]) served += fmt::format(", {:.3f}", b.get<double>());
     std::cout << fmt::format(
-        "  {:<28} budget {:8.3f} ms  predicted {:8.3f} ms{}  accuracy {}",
-        v["file"].get<std::string>(), v["budget_ms"].get<double>(),
+        "  {:<28} budget {:8.3f}{} ms  predicted {:8.3f} ms{}  accuracy {}",
+        v["file"].get<std::string>(), v["budget_ms"].get<double>(), served,
         v["predicted_latency_ms"].get<double>(), est,
         fmt::format("{:.2f}% predicted{}", 100 * v["predicted_accuracy"].get<double>(),
                     m["accuracy_metric"] == "top1" ? "" : " (agreement proxy)"));
@@ -352,6 +396,12 @@ void add_compile(CLI::App& app) {
   cmd->add_option("--population", a->evolution.population)->check(CLI::Range(2, 100000));
   cmd->add_option("--generations", a->evolution.generations)->check(CLI::Range(0, 100000));
   cmd->add_option("--search-seed", a->evolution.seed);
+  a->evolution.finalists = 8;
+  cmd->add_option("--rerank", a->evolution.finalists,
+                  "Finalists per budget evaluated exactly on the held-out probe images; the best "
+                  "measured becomes the variant (0 or 1: the predictor's pick)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
   a->space.add(cmd);
   a->data.add(cmd, false);
   a->train.add(cmd);

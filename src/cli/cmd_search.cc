@@ -67,13 +67,17 @@ at::Tensor AccuracyProbe::top1_synthetic(std::shared_ptr<const ir::Graph> g) con
   return at::cat(parts);
 }
 
-double AccuracyProbe::operator()(const supernet::SubnetConfig& c) const {
+search::ProbeResult AccuracyProbe::measure(const supernet::SubnetConfig& c) const {
   if (!data_) {
-    at::Tensor t = top1_synthetic(s_.derive(c));
-    return t.eq(reference_).to(at::kDouble).mean().item<double>();
+    at::Tensor agree = top1_synthetic(s_.derive(c)).eq(reference_).to(at::kByte).contiguous();
+    const uint8_t* p = agree.data_ptr<uint8_t>();
+    search::ProbeResult r{0, std::vector<uint8_t>(p, p + agree.numel())};
+    r.accuracy = agree.to(at::kDouble).mean().item<double>();
+    return r;
   }
   auto g = calibrated_subnet(s_, c, *data_, workers_);
-  return train::evaluate_on(g, data_->source.train, probe_, data_->pre, 256, workers_).top1;
+  train::Accuracy a = train::evaluate_on(g, data_->source.train, probe_, data_->pre, 256, workers_);
+  return {a.top1, std::move(a.correct)};
 }
 
 size_t AccuracyProbe::images() const {
@@ -84,11 +88,11 @@ search::SensitivityTable measure_sensitivity(const supernet::Supernet& s, const 
                                              const DataFlags& flags, size_t probe_images,
                                              const std::string& reference) {
   AccuracyProbe probe(s, dir, flags, probe_images);
-  size_t total = 1;
+  size_t total = 1 + 3 + search::kAnchorRandom;
   for (const auto& p : supernet::positions(s.space())) total += p.choices.size() - 1;
   Progress progress("probing", total);
   search::SensitivityTable t = search::measure_sensitivity(
-      s.space(), [&](const supernet::SubnetConfig& c) { return probe(c); },
+      s.space(), [&](const supernet::SubnetConfig& c) { return probe.measure(c); },
       [&](size_t done, size_t) { progress.step(done); }, reference);
   t.metric = probe.has_data() ? "top1" : "agreement";
   t.probe_images = probe.images();
@@ -158,7 +162,7 @@ std::vector<double> parse_budgets(const std::vector<double>& v) {
 
 nlohmann::json run_search(const supernet::Supernet& tuned, const std::string& dir,
                           const std::string& device, std::vector<double> budgets,
-                          const search::EvolutionOptions& eo) {
+                          const search::EvolutionOptions& eo, const AccuracyProbe* probe) {
   supernet::Supernet s = latency_view(tuned);
   latency::LatencyTable lut = latency::load_lut(dir, device);
   std::string sp = sensitivity_path(dir);
@@ -173,46 +177,85 @@ nlohmann::json run_search(const supernet::Supernet& tuned, const std::string& di
   search::SearchReport r = search::evolve(
       pos, [&](const supernet::SubnetCode& c) { return lm.predict(c); },
       [&](const supernet::SubnetCode& c) { return am.predict(c); }, budgets, eo);
+  const bool reranked = probe && eo.finalists > 1;
+  if (reranked) {
+    size_t n = 0;
+    for (const auto& b : r.results) n += b.finalists.size();
+    Progress progress("re-ranking", n);
+    size_t done = 0;
+    // The original SuperNet (BatchNorm unfolded), as the sensitivity probes measured it.
+    search::rerank(r, [&](const supernet::SubnetCode& c) {
+      double a = (*probe)(supernet::decode(pos, c));
+      progress.step(++done);
+      return a;
+    });
+  }
+  search::make_family_monotone(r);
   auto cand = [&](const search::Candidate& c) {
-    return nlohmann::json{
-        {"latency_ms", c.latency_ms},
+    nlohmann::json j = {
+        {"latency_ms", c.cost},
         {"accuracy", c.accuracy},
         {"subnet", nlohmann::json::parse(supernet::subnet_to_json(supernet::decode(pos, c.code)))}};
+    if (c.measured) j["measured_probe_accuracy"] = *c.measured;
+    return j;
   };
   nlohmann::json results = nlohmann::json::array(), front = nlohmann::json::array();
+  int changed = 0, raised = 0;
   for (const auto& b : r.results) {
     nlohmann::json j = cand(b.best);
-    j["budget_ms"] = b.budget_ms;
+    j["budget_ms"] = b.budget;
     if (eo.strategy == "random") j["feasible_samples"] = b.feasible;
+    if (reranked) {
+      j["finalists_reranked"] = b.finalists.size();
+      j["rerank_changed"] = b.rerank_changed;
+    }
+    j["raised_to_a_smaller_budgets_pick"] = b.raised;
+    changed += b.rerank_changed;
+    raised += b.raised;
     results.push_back(j);
   }
   for (const auto& c : r.pareto) front.push_back(cand(c));
   double rate = r.seconds > 0 ? static_cast<double>(r.evaluations) / r.seconds : 0;
-  nlohmann::json out = {
-      {"format", "autotailor-search"},
-      {"device", lut.device},
-      {"estimated_latency", estimated},
-      {"accuracy_metric", t.metric},
-      {"max_subnet",
-       {{"latency_ms", lm.predict(supernet::max_subnet(s.space()))},
-        {"accuracy", am.predict(supernet::encode(pos, supernet::max_subnet(s.space())))}}},
-      {"options",
-       {{"strategy", eo.strategy},
-        {"population", eo.population},
-        {"generations", eo.generations},
-        {"parent_ratio", eo.parent_ratio},
-        {"mutation_ratio", eo.mutation_ratio},
-        {"mutate_prob", eo.mutate_prob},
-        {"seed", eo.seed}}},
-      {"evaluations", r.evaluations},
-      {"seconds", r.seconds},
-      {"evaluations_per_second", rate},
-      {"results", results},
-      {"pareto", front}};
+  const supernet::SubnetCode max_code = supernet::encode(pos, supernet::max_subnet(s.space()));
+  nlohmann::json max_subnet = {{"latency_ms", lm.predict(max_code)},
+                               {"accuracy", am.predict(max_code)}};
+  for (const auto& a : t.anchors)
+    if (a.label == "max") max_subnet["measured_probe_accuracy"] = a.accuracy;
+  nlohmann::json out = {{"format", "autotailor-search"},
+                        {"device", lut.device},
+                        {"estimated_latency", estimated},
+                        {"accuracy_metric", t.metric},
+                        {"max_subnet", max_subnet},
+                        {"options",
+                         {{"strategy", eo.strategy},
+                          {"population", eo.population},
+                          {"generations", eo.generations},
+                          {"parent_ratio", eo.parent_ratio},
+                          {"mutation_ratio", eo.mutation_ratio},
+                          {"mutate_prob", eo.mutate_prob},
+                          {"seed", eo.seed},
+                          {"rerank", reranked ? eo.finalists : 0}}},
+                        {"rerank",
+                         {{"finalists_per_budget", reranked ? eo.finalists : 0},
+                          {"picks_changed", changed},
+                          {"probe_images", reranked ? probe->images() : 0}}},
+                        {"budgets_raised_to_a_smaller_budgets_pick", raised},
+                        {"evaluations", r.evaluations},
+                        {"seconds", r.seconds},
+                        {"evaluations_per_second", rate},
+                        {"results", results},
+                        {"pareto", front}};
   spdlog::info(
       "searched {} budget(s): {} candidate evaluations in {:.2f} s ({:.0f}/s), Pareto "
       "front of {}",
       budgets.size(), r.evaluations, r.seconds, rate, r.pareto.size());
+  if (reranked)
+    spdlog::info(
+        "re-ranked {} finalists per budget exactly on {} held-out images: {} of {} picks "
+        "changed",
+        eo.finalists, probe->images(), changed, r.results.size());
+  if (raised)
+    spdlog::info("{} budget(s) kept a smaller budget's pick, which measured better", raised);
   return out;
 }
 
@@ -249,10 +292,12 @@ void add_search(CLI::App& app) {
       std::string dir, device;
       std::vector<double> budgets;
       search::EvolutionOptions eo;
+      DataFlags data;
       std::string output;
       bool json = false;
     };
     auto a = std::make_shared<Args>();
+    a->eo.finalists = 8;
     auto* cmd = app.add_subcommand("search", "Evolutionary search for the best subnet per budget");
     cmd->add_option("dir", a->dir, "Directory made by `supernet` or `compile`")->required();
     cmd->add_option("--device", a->device, "Target device (its LUT must exist)")->required();
@@ -270,9 +315,23 @@ void add_search(CLI::App& app) {
     cmd->add_option("-o,--output", a->output,
                     "Where to write the results (default DIR/search.json)");
     cmd->add_flag("--json", a->json, "Print the results as JSON");
+    cmd->add_option("--rerank", a->eo.finalists,
+                    "Finalists per budget evaluated exactly on the held-out probe images, the best "
+                    "measured kept (needs --data; 0 or 1: the predictor's pick)")
+        ->capture_default_str()
+        ->check(CLI::Range(0, 1000));
+    a->data.add(cmd, false);
     cmd->callback([a] {
       supernet::Supernet s = supernet::Supernet::load(a->dir);
-      nlohmann::json r = run_search(s, a->dir, a->device, parse_budgets(a->budgets), a->eo);
+      std::unique_ptr<AccuracyProbe> probe;
+      if (!a->data.spec.empty() && a->eo.finalists > 1) {
+        search::SensitivityTable t = search::SensitivityTable::load(sensitivity_path(a->dir));
+        probe = std::make_unique<AccuracyProbe>(s, a->dir, a->data, t.probe_images);
+      } else if (a->eo.finalists > 1) {
+        spdlog::info("no --data: the predictor's pick per budget is kept (no re-ranking)");
+      }
+      nlohmann::json r =
+          run_search(s, a->dir, a->device, parse_budgets(a->budgets), a->eo, probe.get());
       write_file_atomic(a->output.empty() ? (fs::path(a->dir) / "search.json").string() : a->output,
                         r.dump(2) + "\n");
       if (a->json) {
@@ -323,12 +382,12 @@ void add_search(CLI::App& app) {
       // additivity buys (docs/search.md).
       using Comp = search::AccuracyOptions::Composition;
       std::vector<std::pair<std::string, search::AccuracyModel>> variants = {
-          {"additive", search::AccuracyModel(t, pos, &s.space(), {Comp::Additive, false})},
-          {"additive_masked", search::AccuracyModel(t, pos, &s.space(), {Comp::Additive, true})},
-          {"multiplicative",
-           search::AccuracyModel(t, pos, &s.space(), {Comp::Multiplicative, false})},
-          {"multiplicative_masked",
-           search::AccuracyModel(t, pos, &s.space(), {Comp::Multiplicative, true})}};
+          {"raw",
+           search::AccuracyModel(t, pos, &s.space(),
+                                 {.monotone = false, .significance_z = 0, .calibrate = false})},
+          {"monotone_calibrated", search::AccuracyModel(t, pos, &s.space(), {.significance_z = 0})},
+          {"additive_monotone_calibrated",
+           search::AccuracyModel(t, pos, &s.space(), {.composition = Comp::Additive})}};
       std::vector<std::vector<double>> vpred(variants.size());
       recorded_data_options(a->dir, a->data);
       train::TrainData d = a->data.open(train::model_shape(s.graph()));
@@ -363,12 +422,18 @@ void add_search(CLI::App& app) {
         rows.push_back(row);
         progress.step(static_cast<size_t>(i));
       }
-      double se = 0;
-      for (size_t i = 0; i < pred.size(); ++i) se += (pred[i] - meas[i]) * (pred[i] - meas[i]);
+      double se = 0, gap = 0, worst = 0;
+      for (size_t i = 0; i < pred.size(); ++i) {
+        se += (pred[i] - meas[i]) * (pred[i] - meas[i]);
+        gap += (pred[i] - meas[i]) / static_cast<double>(pred.size());
+        worst = std::max(worst, std::abs(pred[i] - meas[i]));
+      }
       nlohmann::json j = {{"samples", a->samples},
                           {"kendall_tau", kendall(pred, meas)},
                           {"spearman_rho", pearson(ranks(pred), ranks(meas))},
                           {"rmse", std::sqrt(se / static_cast<double>(pred.size()))},
+                          {"mean_gap", gap},
+                          {"max_abs_gap", worst},
                           {"evaluation_images", d.source.test->size()},
                           {"probe_images", t.probe_images},
                           {"subnets", rows}};
@@ -399,10 +464,12 @@ void add_search(CLI::App& app) {
                                  r["subnet"].get<std::string>(), 100 * r["predicted"].get<double>(),
                                  100 * r["measured"].get<double>());
       std::cout << fmt::format(
-          "{} samples: Kendall tau {:.3f}, Spearman rho {:.3f}, RMSE {:.2f} points (measured on "
-          "{} test images; predictor probed on {} held-out images)\n",
+          "{} samples: Kendall tau {:.3f}, Spearman rho {:.3f}, RMSE {:.2f} points, predicted "
+          "minus measured {:+.2f} points on average (at most {:.2f}) (measured on {} test "
+          "images; predictor probed on {} held-out images)\n",
           a->samples, j["kendall_tau"].get<double>(), j["spearman_rho"].get<double>(),
-          100 * j["rmse"].get<double>(), d.source.test->size(), t.probe_images);
+          100 * j["rmse"].get<double>(), 100 * gap, 100 * worst, d.source.test->size(),
+          t.probe_images);
       for (const auto& [name, v] : alt.items())
         std::cout << fmt::format("  {:<22} Kendall tau {:.3f}, Spearman rho {:.3f}, RMSE {:.2f}\n",
                                  name, v["kendall_tau"].get<double>(),

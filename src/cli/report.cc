@@ -221,23 +221,50 @@ std::string render_report(const nlohmann::json& manifest, const nlohmann::json& 
   if (manifest["accuracy_metric"] != "top1")
     h += "<p class='note'>No data was given: accuracy is the agreement of each subnet's top-1 "
          "class with the max subnet's on synthetic inputs, a proxy.</p>\n";
-  h += "<h2>Variants</h2>\n<table><tr><th>variant</th><th>budget ms</th><th>predicted ms</th>"
-       "<th>measured ms</th><th>predicted acc.</th><th>measured acc.</th><th>MMACs</th>"
-       "<th>params</th></tr>\n";
+  h += "<h2>Variants</h2>\n<table><tr><th>variant</th><th>budgets ms</th><th>predicted ms</th>"
+       "<th>measured ms</th><th>predicted acc.</th><th>re-ranked acc. (held-out)</th>"
+       "<th>measured acc. (test)</th><th>MMACs</th><th>params</th></tr>\n";
+  auto opt = [](const nlohmann::json& x, double scale, const char* f) {
+    return x.is_null() ? std::string("-") : fmt::format(fmt::runtime(f), scale * x.get<double>());
+  };
   int k = 1;
+  size_t budgets = 0;
   for (const auto& v : manifest["variants"]) {
-    auto opt = [](const nlohmann::json& x, double scale, const char* f) {
-      return x.is_null() ? std::string("-") : fmt::format(fmt::runtime(f), scale * x.get<double>());
-    };
+    std::string served;
+    for (const auto& b : v.value("budgets_ms", nlohmann::json::array({v["budget_ms"]})))
+      served += (served.empty() ? "" : ", ") + fmt::format("{:.3f}", b.get<double>());
+    budgets += v.value("budgets_ms", nlohmann::json::array({v["budget_ms"]})).size();
     h += fmt::format(
-        "<tr><td>v{} <code>{}</code></td><td>{:.3f}</td><td>{:.3f}</td><td>{}</td>"
-        "<td>{:.2f}%</td><td>{}</td><td>{:.1f}</td><td>{}</td></tr>\n",
-        k++, esc(v["file"].get<std::string>()), v["budget_ms"].get<double>(),
-        v["predicted_latency_ms"].get<double>(), opt(v["measured_latency_ms"], 1, "{:.3f}"),
-        100 * v["predicted_accuracy"].get<double>(), opt(v["measured_accuracy"], 100, "{:.2f}%"),
-        v["macs"].get<double>() / 1e6, v["parameters"].get<int64_t>());
+        "<tr><td>v{} <code>{}</code></td><td>{}</td><td>{:.3f}</td><td>{}</td>"
+        "<td>{:.2f}%</td><td>{}</td><td>{}</td><td>{:.1f}</td><td>{}</td></tr>\n",
+        k++, esc(v["file"].get<std::string>()), served, v["predicted_latency_ms"].get<double>(),
+        opt(v["measured_latency_ms"], 1, "{:.3f}"), 100 * v["predicted_accuracy"].get<double>(),
+        opt(v.value("reranked_accuracy", nlohmann::json()), 100, "{:.2f}%"),
+        opt(v["measured_accuracy"], 100, "{:.2f}%"), v["macs"].get<double>() / 1e6,
+        v["parameters"].get<int64_t>());
   }
+  const auto& mx = manifest["max_subnet"];
+  h += fmt::format(
+      "<tr><td>full model (max subnet)</td><td>-</td><td>{:.3f}</td><td>-</td><td>{:.2f}%</td>"
+      "<td>{}</td><td>-</td><td>-</td><td>-</td></tr>\n",
+      mx["predicted_latency_ms"].get<double>(), 100 * mx["predicted_accuracy"].get<double>(),
+      opt(mx.value("reranked_accuracy", nlohmann::json()), 100, "{:.2f}%"));
   h += "</table>\n";
+  const nlohmann::json rr = manifest.value("rerank", nlohmann::json());
+  if (rr.is_object() && rr.value("finalists_per_budget", 0) > 1)
+    h += fmt::format(
+        "<p>Re-ranking: the {} best distinct candidates per budget were evaluated exactly on {} "
+        "held-out images (BatchNorm recalibrated); the exact evaluation changed the predictor's "
+        "pick for {} of {} budgets.</p>\n",
+        rr["finalists_per_budget"].get<int>(), rr["probe_images"].get<size_t>(),
+        rr["picks_changed"].get<int>(), budgets);
+  else
+    h += "<p>No re-ranking: each variant is the predictor's pick.</p>\n";
+  if (budgets > manifest["variants"].size())
+    h += fmt::format(
+        "<p>{} budgets share {} distinct variants: a larger budget found nothing "
+        "better than a smaller one's variant.</p>\n",
+        budgets, manifest["variants"].size());
   h += fmt::format(
       "<h2>Pareto front</h2>\n<p>{} candidate evaluations ({:.0f}/s); {} "
       "non-dominated subnets.</p>\n",

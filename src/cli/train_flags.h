@@ -88,10 +88,14 @@ std::string sensitivity_path(const std::string& dir);
 search::SensitivityTable measure_sensitivity(const supernet::Supernet& s, const std::string& dir,
                                              const DataFlags& flags, size_t probe_images,
                                              const std::string& reference);
+class AccuracyProbe;
 // `search`: the evolutionary search on DIR's LUT and sensitivity table; the search.json record.
+// With a probe and eo.finalists > 1, each budget's finalists are re-ranked by exact evaluation
+// on the probe images, and the family made monotone (search::rerank, make_family_monotone).
 nlohmann::json run_search(const supernet::Supernet& s, const std::string& dir,
                           const std::string& device, std::vector<double> budgets,
-                          const search::EvolutionOptions& eo);
+                          const search::EvolutionOptions& eo,
+                          const AccuracyProbe* rerank = nullptr);
 
 // Accuracy of a subnet for the sensitivity table: top-1 on held-out training images (BatchNorm
 // recalibrated), or without data the agreement with the max subnet's top-1 on synthetic inputs.
@@ -99,7 +103,9 @@ class AccuracyProbe {
  public:
   AccuracyProbe(const supernet::Supernet& s, const std::string& dir, DataFlags flags,
                 size_t probe_images);
-  double operator()(const supernet::SubnetConfig& c) const;
+  // Exact accuracy with the per-image results (1: right, or agreeing with the max subnet).
+  search::ProbeResult measure(const supernet::SubnetConfig& c) const;
+  double operator()(const supernet::SubnetConfig& c) const { return measure(c).accuracy; }
   bool has_data() const { return data_.has_value(); }
   size_t images() const;
 

@@ -29,7 +29,7 @@ class Rng {
 
 struct Search {
   const std::vector<supernet::Position>& pos;
-  const Predictor& latency;
+  const Predictor& cost;
   const Predictor& accuracy;
   Rng rng;
   int64_t evaluations = 0;
@@ -37,15 +37,15 @@ struct Search {
 
   Candidate eval(const supernet::SubnetCode& code) {
     ++evaluations;
-    Candidate c{code, latency(code), 0};
+    Candidate c{code, cost(code), 0, std::nullopt};
     c.accuracy = accuracy(code);
     return c;
   }
 
-  // Shrinks random positions one choice at a time until the latency fits.
+  // Shrinks random positions one choice at a time until the cost fits.
   Candidate repair(supernet::SubnetCode code, double budget) {
     Candidate c = eval(code);
-    while (c.latency_ms > budget) {
+    while (c.cost > budget) {
       std::vector<size_t> shrinkable;
       for (size_t i = 0; i < code.size(); ++i)
         if (code[i] > 0) shrinkable.push_back(i);
@@ -53,7 +53,7 @@ struct Search {
       --code[shrinkable[rng.below(shrinkable.size())]];
       c = eval(code);
     }
-    if (c.latency_ms <= budget) seen.push_back(c);
+    if (c.cost <= budget) seen.push_back(c);
     return c;
   }
 
@@ -88,9 +88,12 @@ bool code_equal(const supernet::SubnetCode& a, const supernet::SubnetCode& b) {
   return !code_less(a, b) && !code_less(b, a);
 }
 
+// Where the predictor cannot tell two candidates apart, the one that uses more of the budget
+// wins: under a monotone predictor it is never predicted worse, and single modifications
+// that are each within the probe noise still cost accuracy together (docs/search.md).
 bool better(const Candidate& a, const Candidate& b) {
   if (a.accuracy != b.accuracy) return a.accuracy > b.accuracy;
-  if (a.latency_ms != b.latency_ms) return a.latency_ms < b.latency_ms;
+  if (a.cost != b.cost) return a.cost > b.cost;
   return code_less(a.code, b.code);  // a total order: the result does not depend on sort stability
 }
 
@@ -98,7 +101,7 @@ bool better(const Candidate& a, const Candidate& b) {
 
 std::vector<Candidate> pareto_front(std::vector<Candidate> all) {
   std::sort(all.begin(), all.end(), [](const Candidate& a, const Candidate& b) {
-    if (a.latency_ms != b.latency_ms) return a.latency_ms < b.latency_ms;
+    if (a.cost != b.cost) return a.cost < b.cost;
     if (a.accuracy != b.accuracy) return a.accuracy > b.accuracy;
     return code_less(a.code, b.code);
   });
@@ -108,33 +111,57 @@ std::vector<Candidate> pareto_front(std::vector<Candidate> all) {
   return front;
 }
 
-SearchReport evolve(const std::vector<supernet::Position>& pos, const Predictor& latency_ms,
+// The k best distinct candidates of `cands` (all feasible), best first.
+std::vector<Candidate> best_distinct(std::vector<Candidate> cands, int k) {
+  std::sort(cands.begin(), cands.end(), better);
+  std::vector<Candidate> out;
+  for (Candidate& c : cands) {
+    if (static_cast<int>(out.size()) >= k) break;
+    if (std::none_of(out.begin(), out.end(),
+                     [&](const Candidate& o) { return code_equal(o.code, c.code); }))
+      out.push_back(std::move(c));
+  }
+  return out;
+}
+
+// The score a family compares: measured where re-ranked, else predicted.
+double family_score(const Candidate& c) {
+  return c.measured ? *c.measured : c.accuracy;
+}
+
+SearchReport evolve(const std::vector<supernet::Position>& pos, const Predictor& cost,
                     const Predictor& accuracy, const std::vector<double>& budgets,
                     const EvolutionOptions& o) {
   if (o.population < 2) fail("--population must be at least 2");
   auto start = std::chrono::steady_clock::now();
-  Search s{pos, latency_ms, accuracy, Rng(o.seed), 0, {}};
+  Search s{pos, cost, accuracy, Rng(o.seed), 0, {}};
   SearchReport report;
   supernet::SubnetCode min_code(pos.size(), 0);
-  double min_latency = latency_ms(min_code);
+  double min_cost = cost(min_code);
   size_t parents_n = std::max<size_t>(1, static_cast<size_t>(o.parent_ratio * o.population));
   size_t mutants_n = static_cast<size_t>(o.mutation_ratio * o.population);
   if (o.strategy != "evolution" && o.strategy != "random")
     fail("--strategy must be 'evolution' or 'random' (got '{}')", o.strategy);
   for (double budget : budgets) {
-    if (!(budget > 0)) fail("--latency-ms: budgets must be positive (got {})", budget);
-    if (budget < min_latency)
-      fail("--latency-ms {:.3f}: below the smallest subnet's predicted {:.3f} ms", budget,
-           min_latency);
+    if (!(budget > 0) || !std::isfinite(budget))
+      fail("budgets must be positive and finite (got {})", budget);
+    if (budget < min_cost)
+      fail("budget {:.6g}: below the smallest subnet's predicted {:.6g}", budget, min_cost);
+    const size_t seen_before = s.seen.size();
     if (o.strategy == "random") {
-      BudgetResult br{budget, s.eval(min_code), 0};
+      BudgetResult br{budget, s.eval(min_code), 0, {}, false, false};
       int64_t samples = static_cast<int64_t>(o.population) * (o.generations + 1);
       for (int64_t i = 0; i < samples; ++i) {
         Candidate c = s.eval(s.random_code());
-        if (c.latency_ms > budget) continue;
+        if (c.cost > budget) continue;
         s.seen.push_back(c);
         if (br.feasible++ == 0 || better(c, br.best)) br.best = c;
       }
+      br.finalists = best_distinct(
+          std::vector<Candidate>(s.seen.begin() + static_cast<std::ptrdiff_t>(seen_before),
+                                 s.seen.end()),
+          std::max(1, o.finalists));
+      if (br.finalists.empty()) br.finalists.push_back(br.best);
       report.results.push_back(br);
       continue;
     }
@@ -155,7 +182,13 @@ SearchReport evolve(const std::vector<supernet::Position>& pos, const Predictor&
       population = std::move(next);
     }
     std::sort(population.begin(), population.end(), better);
-    report.results.push_back({budget, population.front(), o.population});
+    BudgetResult br{budget, population.front(), o.population, {}, false, false};
+    // Every feasible candidate this budget's search saw, the final population included.
+    std::vector<Candidate> pool(s.seen.begin() + static_cast<std::ptrdiff_t>(seen_before),
+                                s.seen.end());
+    pool.insert(pool.end(), population.begin(), population.end());
+    br.finalists = best_distinct(std::move(pool), std::max(1, o.finalists));
+    report.results.push_back(std::move(br));
   }
   // Unique codes only, then the front.
   std::sort(s.seen.begin(), s.seen.end(),
@@ -169,6 +202,43 @@ SearchReport evolve(const std::vector<supernet::Position>& pos, const Predictor&
   report.evaluations = s.evaluations;
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
+}
+
+void rerank(SearchReport& r, const Predictor& measure) {
+  std::vector<std::pair<supernet::SubnetCode, double>> cache;
+  auto measured = [&](const supernet::SubnetCode& code) {
+    for (const auto& [c, m] : cache)
+      if (code_equal(c, code)) return m;
+    cache.emplace_back(code, measure(code));
+    return cache.back().second;
+  };
+  for (BudgetResult& b : r.results) {
+    if (b.finalists.empty()) b.finalists.push_back(b.best);
+    for (Candidate& c : b.finalists) c.measured = measured(c.code);
+    auto best = std::max_element(b.finalists.begin(), b.finalists.end(),
+                                 [](const Candidate& x, const Candidate& y) {
+                                   if (*x.measured != *y.measured) return *x.measured < *y.measured;
+                                   return better(y, x);
+                                 });
+    b.rerank_changed = !code_equal(best->code, b.best.code);
+    b.best = *best;
+  }
+}
+
+void make_family_monotone(SearchReport& r) {
+  std::vector<size_t> order(r.results.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return r.results[a].budget < r.results[b].budget; });
+  const Candidate* best_below = nullptr;
+  for (size_t i : order) {
+    BudgetResult& b = r.results[i];
+    if (best_below && family_score(*best_below) > family_score(b.best)) {
+      b.best = *best_below;
+      b.raised = true;
+    }
+    best_below = &b.best;
+  }
 }
 
 }  // namespace autotailor::search
