@@ -190,11 +190,17 @@ def quality(args):
               ",".join(f"{x:.4f}" for x in budgets), "-q")
         compile_s = time.time() - t0
         manifest = json.load(open(os.path.join(cdir, "manifest.json")))
-        at_rows = []
+        # One row per budget: a variant file may serve several budgets (budgets_ms).
+        by_file = {}
         for v in manifest["variants"]:
             f = os.path.join(cdir, v["file"])
-            at_rows.append({"latency_ms": b.latency_ms(f), "accuracy": v["measured_accuracy"],
-                            "predicted_ms": v["predicted_latency_ms"]})
+            by_file[v["file"]] = {"latency_ms": b.latency_ms(f), "accuracy": v["measured_accuracy"],
+                                  "predicted_ms": v["predicted_latency_ms"]}
+        at_rows = []
+        for x in budgets:
+            v = min(manifest["variants"], key=lambda v: min(
+                abs(y - x) for y in v.get("budgets_ms", [v["budget_ms"]])))
+            at_rows.append(by_file[v["file"]])
         # compile gives a budget below the smallest subnet's predicted latency the smallest
         # subnet (with a warning); `search` refuses such a budget.
         floor = json.loads(b.run("predict", cdir, "--device", "host", "--subnet", "min",

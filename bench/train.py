@@ -179,12 +179,13 @@ def main():
                          f"{p['rho']:.3f} | {100 * p['rmse']:.2f} | "
                          f"{'met' if p['tau'] >= 0.8 else 'missed'} |")
         lines.append("")
-        names = ["additive", "additive_masked", "multiplicative", "multiplicative_masked"]
-        lines += ["Each refinement of pure additivity scored on the same subnets (Kendall tau / "
-                  "RMSE in points). *masked*: a width group or kernel inside a skippable block "
-                  "counts only while the block is kept; *multiplicative*: retentions "
-                  "(accuracy / reference accuracy) multiply instead of deltas adding. The "
-                  "default is `multiplicative_masked`.", "",
+        names = ["raw", "monotone_calibrated_significant_z2", "additive_monotone_calibrated"]
+        lines += ["Alternatives scored on the same subnets (Kendall tau / RMSE in points). "
+                  "*raw*: multiplicative, masked, no projection or calibration (the default "
+                  "before the monotone predictor); *significant_z2*: changes the paired probe "
+                  "images do not show at z = 2 count as zero; *additive*: deltas add instead "
+                  "of retentions multiplying. The default is monotone, calibrated, "
+                  "multiplicative, masked (docs/search.md).", "",
                   "| model | " + " | ".join(names) + " |",
                   "|---|" + "---|" * len(names)]
         for name, p in preds:
