@@ -308,25 +308,6 @@ TEST_F(BadInput, NonFiniteWeights) {
   }
 }
 
-TEST_F(BadInput, ExternalDataFileMissing) {
-  test::ModelBuilder b;
-  b.input("x", {1, 2}).output("y", {1, 2});
-  b.weight("w", {2, 2});
-  auto* w = b.proto().mutable_graph()->mutable_initializer(0);
-  w->clear_raw_data();
-  w->set_data_location(onnx::TensorProto::EXTERNAL);
-  auto* loc = w->add_external_data();
-  loc->set_key("location");
-  loc->set_value("weights.bin");
-  b.node("MatMul", {"x", "w"}, {"y"});
-  b.save(path("ext.onnx"));
-  EXPECT_TRUE(fails_cleanly(run_cli("inspect " + path("ext.onnx")), "weights.bin"));
-  // With the file present the model loads.
-  std::vector<float> data = {1, 2, 3, 4};
-  write("weights.bin", std::string(reinterpret_cast<const char*>(data.data()), 16));
-  EXPECT_EQ(run_cli("inspect " + path("ext.onnx")).status, 0);
-}
-
 // A MatMul model in `dir` whose 2x2 float weight lives in external data at `location`.
 void save_external_model(const std::string& dir, const std::string& location,
                          const std::vector<std::pair<std::string, std::string>>& extra = {}) {
@@ -347,6 +328,15 @@ void save_external_model(const std::string& dir, const std::string& location,
   }
   b.node("MatMul", {"x", "w"}, {"y"});
   b.save(dir + "/ext.onnx");
+}
+
+TEST_F(BadInput, ExternalDataFileMissing) {
+  save_external_model(dir_, "weights.bin");
+  EXPECT_TRUE(fails_cleanly(run_cli("inspect " + path("ext.onnx")), "weights.bin"));
+  // With the file present the model loads.
+  std::vector<float> data = {1, 2, 3, 4};
+  write("weights.bin", std::string(reinterpret_cast<const char*>(data.data()), 16));
+  EXPECT_EQ(run_cli("inspect " + path("ext.onnx")).status, 0);
 }
 
 // Security: external data never reads a file outside the model's folder, whatever the links.
