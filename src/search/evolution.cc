@@ -183,11 +183,12 @@ SearchReport evolve(const std::vector<supernet::Position>& pos, const Predictor&
     }
     std::sort(population.begin(), population.end(), better);
     BudgetResult br{budget, population.front(), o.population, {}, false, false};
-    // Every feasible candidate this budget's search saw, the final population included.
-    std::vector<Candidate> pool(s.seen.begin() + static_cast<std::ptrdiff_t>(seen_before),
-                                s.seen.end());
-    pool.insert(pool.end(), population.begin(), population.end());
-    br.finalists = best_distinct(std::move(pool), std::max(1, o.finalists));
+    // Every feasible candidate this budget's search saw (the final population came through
+    // repair, so it is among them).
+    br.finalists =
+        best_distinct(std::vector<Candidate>(
+                          s.seen.begin() + static_cast<std::ptrdiff_t>(seen_before), s.seen.end()),
+                      std::max(1, o.finalists));
     report.results.push_back(std::move(br));
   }
   // Unique codes only, then the front.
