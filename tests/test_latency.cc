@@ -12,7 +12,9 @@
 #include "autotailor/common/error.h"
 #include "autotailor/exec/executor.h"
 #include "autotailor/exec/timing.h"
+#include "autotailor/export/export.h"
 #include "autotailor/import/onnx_import.h"
+#include "autotailor/ir/dump.h"
 #include "autotailor/latency/bundle.h"
 #include "autotailor/latency/latency.h"
 #include "test_util.h"
@@ -37,6 +39,36 @@ TEST_P(LatencyModel, UniqueConfigsCoverEveryStepOfRandomSubnets) {
     for (const std::string& k : latency::step_keys(*s.derive(cfg)))
       EXPECT_TRUE(keys.count(k)) << "random:" << seed << " runs a step not enumerated: " << k;
   }
+}
+
+// MACs and parameter budgets rest on these: the step tables' sums equal what graph_stats()
+// and parameter_count() count on the derived subnet (what `inspect` prints), exactly.
+TEST_P(LatencyModel, CountsAreExactOnRandomSubnets) {
+  Supernet s(import_onnx(test::fixture(GetParam() + ".onnx")), {});
+  latency::LatencyModel macs(s, latency::Count::Macs), params(s, latency::Count::Parameters);
+  std::vector<supernet::Position> pos = supernet::positions(s.space());
+  std::vector<supernet::SubnetConfig> cfgs = {supernet::max_subnet(s.space()),
+                                              supernet::min_subnet(s.space())};
+  for (uint64_t seed = 1; seed <= 25; ++seed)
+    cfgs.push_back(supernet::random_subnet(s.space(), seed));
+  for (size_t i = 0; i < cfgs.size(); ++i) {
+    std::shared_ptr<const ir::Graph> g = s.derive(cfgs[i]);
+    ir::GraphStats st = ir::graph_stats(*g);
+    supernet::SubnetCode code = supernet::encode(pos, cfgs[i]);
+    EXPECT_EQ(static_cast<int64_t>(macs.predict(code)), st.macs) << "subnet " << i;
+    EXPECT_EQ(static_cast<int64_t>(params.predict(code)), g->parameter_count()) << "subnet " << i;
+    EXPECT_EQ(macs.predict(cfgs[i]), macs.predict(code));
+    if (i >= 4) continue;
+    // What `inspect` counts on the exported file (weights sliced, BatchNorm folded).
+    std::string f = test::temp_dir("counts") + "/v.onnx";
+    export_subnet(s, cfgs[i], f);
+    auto back = import_onnx(f);
+    EXPECT_EQ(static_cast<int64_t>(macs.predict(code)), ir::graph_stats(*back).macs) << i;
+    EXPECT_EQ(static_cast<int64_t>(params.predict(code)), back->parameter_count()) << i;
+  }
+  // Counts fall with every shrinking step.
+  EXPECT_LT(macs.predict(cfgs[1]), macs.predict(cfgs[0]));
+  EXPECT_LT(params.predict(cfgs[1]), params.predict(cfgs[0]));
 }
 
 INSTANTIATE_TEST_SUITE_P(Torchvision, LatencyModel,

@@ -405,6 +405,27 @@ TEST(Evolution, FitsBudgetsIsDeterministicAndParetoOptimal) {
   EXPECT_EQ(ra.evaluations, 2 * (1 + o.population * (o.generations + 1)));
   r.strategy = "annealing";
   EXPECT_THROW(search::evolve(pos, lat, acc, budgets, r), Error);
+
+  // A MACs limit beside the latency budget: every pick and every finalist meets both.
+  latency::LatencyModel macs(s, latency::Count::Macs);
+  auto count = [&](const supernet::SubnetCode& c) { return macs.predict(c); };
+  double max_macs = macs.predict(supernet::max_subnet(s.space()));
+  std::vector<search::Constraint> limit = {{"--max-macs", count, 0.3 * max_macs}};
+  o.finalists = 4;
+  for (const std::string& strategy : {"evolution", "random"}) {
+    o.strategy = strategy;
+    search::SearchReport c = search::evolve(pos, lat, acc, budgets, o, limit);
+    for (size_t i = 0; i < 2; ++i) {
+      EXPECT_LE(c.results[i].best.cost, budgets[i]);
+      EXPECT_LE(count(c.results[i].best.code), 0.3 * max_macs) << strategy;
+      for (const auto& f : c.results[i].finalists) EXPECT_LE(count(f.code), 0.3 * max_macs);
+      EXPECT_LE(c.results[i].best.accuracy, a.results[i].best.accuracy);
+    }
+    for (const auto& p : c.pareto) EXPECT_LE(count(p.code), 0.3 * max_macs);
+  }
+  double min_macs = macs.predict(supernet::min_subnet(s.space()));
+  limit[0].limit = 0.5 * min_macs;
+  EXPECT_THROW(search::evolve(pos, lat, acc, budgets, o, limit), Error);
 }
 
 // The command users run, end to end on a small model with data: every variant fits its budget
@@ -522,6 +543,70 @@ TEST(Compile, NamedDeviceWithoutDataIsLabelledEstimatedAndProxy) {
   auto bad = run_cli("compile " + reference("resnet_fm") + " --device nosuch -o " + dir + "/x");
   EXPECT_EQ(bad.status, 1);
   EXPECT_NE(bad.err.find("nosuch"), std::string::npos) << bad.err;
+  fs::remove_all(dir);
+}
+
+// MACs and parameter budgets: what `inspect` counts on each exported file meets its budget and
+// the limit, and equals the count the search chose it by; a latency budget with --max-macs.
+TEST(Compile, MacsAndParameterBudgetsAreMetExactlyByTheExportedFiles) {
+  std::string dir = test::temp_dir("compile_macs");
+  const std::string base = "compile " + reference("resnet_fm") +
+                           " --device exynos1380 --probe-images 64 --generations 20 -o ";
+  auto inspect = [](const std::string& file) {
+    auto r = run_cli("inspect " + file + " --json");
+    EXPECT_EQ(r.status, 0) << r.err;
+    return nlohmann::json::parse(r.out)["stats"];
+  };
+  auto full = inspect(reference("resnet_fm"));
+  auto r = run_cli(base + dir + "/m --macs 40%,70% --max-params 60%");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("M MACs"), std::string::npos) << r.out;
+  nlohmann::json m = nlohmann::json::parse(test::slurp(dir + "/m/manifest.json"));
+  EXPECT_EQ(m["budget_unit"], "macs");
+  EXPECT_EQ(m["max_subnet"]["macs"], full["macs"]);
+  // Percentages are of the max subnet as exported (here BatchNorm folded into bias-free convs
+  // adds their biases to the input's parameters).
+  EXPECT_GE(m["max_subnet"]["parameters"], full["parameters"]);
+  double max_params = std::floor(0.6 * m["max_subnet"]["parameters"].get<double>());
+  EXPECT_EQ(m["limits"]["max_parameters"].get<double>(), max_params);
+  size_t served = 0;
+  for (const auto& v : m["variants"]) {
+    auto st = inspect(dir + "/m/" + v["file"].get<std::string>());
+    EXPECT_EQ(st["macs"], v["macs"]);
+    EXPECT_EQ(st["macs"], v["predicted_macs"]);
+    EXPECT_EQ(st["parameters"], v["parameters"]);
+    EXPECT_LE(st["macs"].get<double>(), v["budget"].get<double>());
+    EXPECT_LE(st["parameters"].get<double>(), max_params);
+    served += v["budgets"].size();
+  }
+  EXPECT_EQ(served, 2u);
+  EXPECT_EQ(m["variants"].back()["budgets"].back().get<double>(),
+            std::floor(0.7 * full["macs"].get<double>()));
+
+  auto p = run_cli(base + dir + "/p --params 400K --latency-ms 1 2>/dev/null");
+  EXPECT_EQ(p.status, 2) << "--params and --latency-ms exclude each other";
+  p = run_cli(base + dir + "/p --params 400K");
+  ASSERT_EQ(p.status, 0) << p.err;
+  m = nlohmann::json::parse(test::slurp(dir + "/p/manifest.json"));
+  EXPECT_EQ(m["budget_unit"], "parameters");
+  ASSERT_EQ(m["variants"].size(), 1u);
+  EXPECT_LE(inspect(dir + "/p/" + m["variants"][0]["file"].get<std::string>())["parameters"],
+            400000);
+
+  auto l = run_cli(base + dir + "/l --latency-ms 2 --max-macs 3M");
+  ASSERT_EQ(l.status, 0) << l.err;
+  m = nlohmann::json::parse(test::slurp(dir + "/l/manifest.json"));
+  EXPECT_EQ(m["budget_unit"], "ms");
+  for (const auto& v : m["variants"]) EXPECT_LE(v["macs"].get<double>(), 3e6);
+
+  for (const char* bad : {"--macs 0", "--macs abc", "--macs -5%", "--max-params 1e400"}) {
+    auto b = run_cli(base + dir + "/bad " + bad);
+    EXPECT_EQ(b.status, 2) << bad;
+    EXPECT_NE(b.err.find(std::string(bad).substr(0, 6)), std::string::npos) << b.err;
+  }
+  auto tiny = run_cli(base + dir + "/t --latency-ms 2 --max-macs 1K");
+  EXPECT_EQ(tiny.status, 1);
+  EXPECT_NE(tiny.err.find("--max-macs"), std::string::npos) << tiny.err;
   fs::remove_all(dir);
 }
 

@@ -41,7 +41,7 @@ std::string fnv(const std::string& text) {
 
 struct CompileArgs {
   std::string model, device, out;
-  std::vector<double> budgets;
+  BudgetFlags budgets;
   bool dump_ir = false;
   int threads = 0;
   size_t probe_images = 3000;
@@ -200,23 +200,29 @@ void compile(const CompileArgs& a) {
   latency::LatencyTable lut = latency::load_lut(dir, device.name);
   latency::LatencyModel lm(lat, lut);
   double max_ms = lm.predict(supernet::max_subnet(lat.space()));
-  std::vector<double> budgets = a.budgets;
-  if (budgets.empty())
-    for (double f : {0.3, 0.5, 0.7, 0.9}) budgets.push_back(f * max_ms);
-  double min_ms = lm.predict(supernet::min_subnet(lat.space()));
-  for (double& b : budgets)
-    if (b < min_ms) {
+  std::vector<double> default_ms;
+  for (double f : {0.3, 0.5, 0.7, 0.9}) default_ms.push_back(f * max_ms);
+  Budgets budgets = a.budgets.resolve(lat, default_ms);
+  const latency::LatencyModel unit_model =
+      budgets.unit == "ms"     ? lm
+      : budgets.unit == "macs" ? latency::LatencyModel(lat, latency::Count::Macs)
+                               : latency::LatencyModel(lat, latency::Count::Parameters);
+  const double max_cost = unit_model.predict(supernet::max_subnet(lat.space()));
+  const double min_cost = unit_model.predict(supernet::min_subnet(lat.space()));
+  for (double& b : budgets.values)
+    if (b < min_cost) {
       spdlog::warn(
-          "[search] budget {:.3f} ms is below the smallest subnet's predicted {:.3f} ms: "
-          "using the smallest subnet",
-          b, min_ms);
-      b = min_ms;
+          "[search] budget {} is below the smallest subnet's {}: using the smallest subnet",
+          format_budget(b, budgets.unit), format_budget(min_cost, budgets.unit));
+      b = min_cost;
     }
-  std::string h_search = fnv(
-      h_profile + h_sens + search::AccuracyOptions{}.fingerprint() + "|ties-larger" +
-      fmt::format("|{}|{}|{}|{}|{}|{}|{}|rerank{}", fmt::join(budgets, ","), a.evolution.population,
-                  a.evolution.generations, a.evolution.parent_ratio, a.evolution.mutation_ratio,
-                  a.evolution.mutate_prob, a.evolution.seed, a.evolution.finalists));
+  std::string h_search =
+      fnv(h_profile + h_sens + search::AccuracyOptions{}.fingerprint() + "|ties-larger" +
+          fmt::format("|{}:{}|{}|{}", budgets.unit, fmt::join(budgets.values, ","),
+                      budgets.max_macs, budgets.max_params) +
+          fmt::format("|{}|{}|{}|{}|{}|{}|rerank{}", a.evolution.population,
+                      a.evolution.generations, a.evolution.parent_ratio, a.evolution.mutation_ratio,
+                      a.evolution.mutate_prob, a.evolution.seed, a.evolution.finalists));
   std::string search_path = (fs::path(dir) / "search.json").string();
   nlohmann::json found;
   if (!rec.done("search", h_search) || !fs::exists(search_path)) {
@@ -254,7 +260,7 @@ void compile(const CompileArgs& a) {
     std::vector<size_t> by_budget(results.size());
     for (size_t i = 0; i < by_budget.size(); ++i) by_budget[i] = i;
     std::stable_sort(by_budget.begin(), by_budget.end(), [&](size_t x, size_t y) {
-      return results[x]["budget_ms"].get<double>() < results[y]["budget_ms"].get<double>();
+      return results[x]["budget"].get<double>() < results[y]["budget"].get<double>();
     });
     std::vector<std::vector<size_t>> members;  // result indices per distinct subnet
     for (size_t i : by_budget) {
@@ -271,16 +277,16 @@ void compile(const CompileArgs& a) {
     for (size_t k = 0; k < members.size(); ++k) {
       const auto& r = results[members[k].front()];
       nlohmann::json budgets_served = nlohmann::json::array();
-      for (size_t i : members[k]) budgets_served.push_back(results[i]["budget_ms"]);
+      for (size_t i : members[k]) budgets_served.push_back(results[i]["budget"]);
       if (members[k].size() > 1)
         spdlog::warn(
-            "[export] budgets {} ms get the same subnet (nothing better measured within the "
+            "[export] budgets {} ({}) get the same subnet (nothing better measured within the "
             "larger ones): one file serves them all",
-            budgets_served.dump());
+            budgets_served.dump(), budgets.unit);
       supernet::SubnetConfig c =
           supernet::subnet_from_json(r["subnet"].dump(), search_path, s.space());
       std::string name = fmt::format("variant{}_{:.0f}pct.onnx", k + 1,
-                                     100 * r["budget_ms"].get<double>() / max_ms);
+                                     100 * r["budget"].get<double>() / max_cost);
       written.insert(name);
       std::string file = (fs::path(dir) / "variants" / name).string();
       std::shared_ptr<const ir::Graph> vg = inference_subnet(dir, s, c, a.data.spec);
@@ -290,9 +296,12 @@ void compile(const CompileArgs& a) {
       nlohmann::json v = {
           {"file", fs::path("variants") / name},
           {"subnet", r["subnet"]},
-          {"budget_ms", r["budget_ms"]},
-          {"budgets_ms", budgets_served},
+          {"budget", r["budget"]},
+          {"budgets", budgets_served},
+          {"budget_unit", budgets.unit},
           {"predicted_latency_ms", r["latency_ms"]},
+          {"predicted_macs", r["macs"]},
+          {"predicted_parameters", r["parameters"]},
           {"predicted_accuracy", r["accuracy"]},
           {"reranked_accuracy", r.value("measured_probe_accuracy", nlohmann::json())},
           {"accuracy_metric", sens.metric},
@@ -310,9 +319,18 @@ void compile(const CompileArgs& a) {
       } else if (device.kind == "ort") {
         v["measured_latency_ms"] = ort_median_ms(file, lut.threads, 30);
       }
+      if (budgets.unit == "ms") {
+        v["budget_ms"] = v["budget"];
+        v["budgets_ms"] = budgets_served;
+      }
+      // MACs and parameter budgets are met exactly: the search's counts are the file's.
+      for (const char* count : {"macs", "parameters"})
+        if (v[count] != r[count])
+          fail("internal: {} has {} {}, the search counted {}", file, v[count].dump(), count,
+               r[count].dump());
       spdlog::info(
-          "[export] {}: budget {:.3f} ms, predicted {:.3f} ms{}{}", file,
-          r["budget_ms"].get<double>(), r["latency_ms"].get<double>(),
+          "[export] {}: budget {}, predicted {:.3f} ms{}{}", file,
+          format_budget(r["budget"].get<double>(), budgets.unit), r["latency_ms"].get<double>(),
           v["measured_latency_ms"].is_null()
               ? ""
               : fmt::format(", measured {:.3f} ms", v["measured_latency_ms"].get<double>()),
@@ -337,8 +355,12 @@ void compile(const CompileArgs& a) {
         {"device_kind", device.kind},
         {"estimated_latency", estimated},
         {"accuracy_metric", sens.metric},
+        {"budget_unit", budgets.unit},
+        {"limits", found.value("limits", nlohmann::json::object())},
         {"max_subnet",
          {{"predicted_latency_ms", max_ms},
+          {"macs", found["max_subnet"].value("macs", nlohmann::json())},
+          {"parameters", found["max_subnet"].value("parameters", nlohmann::json())},
           {"predicted_accuracy", found["max_subnet"]["accuracy"]},
           {"reranked_accuracy",
            found["max_subnet"].value("measured_probe_accuracy", nlohmann::json())}}},
@@ -354,14 +376,16 @@ void compile(const CompileArgs& a) {
   std::string est = m["estimated_latency"].get<bool>() ? " (estimated)" : "";
   std::cout << fmt::format("{} variants of {} for {} in {}/variants:\n", m["variants"].size(),
                            a.model, device.name, dir);
+  const std::string unit = m.value("budget_unit", "ms");
   for (const auto& v : m["variants"]) {
     std::string served;
-    for (const auto& b : v.value("budgets_ms", nlohmann::json::array()))
-      if (b != v["budget_ms"]) served += fmt::format(", {:.3f}", b.get<double>());
+    for (const auto& b : v["budgets"])
+      if (b != v["budget"]) served += ", " + format_budget(b.get<double>(), unit);
     std::cout << fmt::format(
-        "  {:<28} budget {:8.3f}{} ms  predicted {:8.3f} ms{}  accuracy {}",
-        v["file"].get<std::string>(), v["budget_ms"].get<double>(), served,
+        "  {:<28} budget {}{}  predicted {:.3f} ms{}{}  accuracy {}", v["file"].get<std::string>(),
+        format_budget(v["budget"].get<double>(), unit), served,
         v["predicted_latency_ms"].get<double>(), est,
+        unit == "ms" ? "" : ", " + format_budget(v[unit].get<double>(), unit),
         fmt::format("{:.2f}% predicted{}", 100 * v["predicted_accuracy"].get<double>(),
                     m["accuracy_metric"] == "top1" ? "" : " (agreement proxy)"));
     if (!v["measured_accuracy"].is_null())
@@ -382,9 +406,7 @@ void add_compile(CLI::App& app) {
   cmd->add_option("model", a->model, "ONNX image classifier")->required()->check(CLI::ExistingFile);
   cmd->add_option("--device", a->device, "Target device (see `devices`)")->required();
   cmd->add_option("-o,--output", a->out, "Output directory")->required();
-  cmd->add_option("--latency-ms", a->budgets,
-                  "Latency budgets (default: 30/50/70/90% of the max subnet's prediction)")
-      ->delimiter(',');
+  a->budgets.add(cmd, "Latency budgets (default: 30/50/70/90% of the max subnet's prediction)");
   cmd->add_flag("--dump-ir", a->dump_ir, "Write TailorIR dumps (text, JSON, DOT) after each stage");
   cmd->add_option("--threads", a->threads, "Threads for training and host profiling")
       ->check(CLI::Range(1, 1024));

@@ -15,6 +15,7 @@
 #include "autotailor/exec/executor.h"
 #include "autotailor/latency/latency.h"
 #include "autotailor/search/search.h"
+#include "budget_flags.h"
 #include "commands.h"
 #include "progress.h"
 #include "train_flags.h"
@@ -153,15 +154,17 @@ double kendall(const std::vector<double>& a, const std::vector<double>& b) {
   return d > 0 ? (conc - disc) / d : 0.0;
 }
 
-std::vector<double> parse_budgets(const std::vector<double>& v) {
-  if (v.empty()) fail("--latency-ms: give at least one budget");
-  return v;
+nlohmann::json limits_json(const Budgets& b) {
+  nlohmann::json j = nlohmann::json::object();
+  if (std::isfinite(b.max_macs)) j["max_macs"] = b.max_macs;
+  if (std::isfinite(b.max_params)) j["max_parameters"] = b.max_params;
+  return j;
 }
 
 }  // namespace
 
 nlohmann::json run_search(const supernet::Supernet& tuned, const std::string& dir,
-                          const std::string& device, std::vector<double> budgets,
+                          const std::string& device, const Budgets& budgets,
                           const search::EvolutionOptions& eo, const AccuracyProbe* probe) {
   supernet::Supernet s = latency_view(tuned);
   latency::LatencyTable lut = latency::load_lut(dir, device);
@@ -170,13 +173,26 @@ nlohmann::json run_search(const supernet::Supernet& tuned, const std::string& di
     fail("{} is missing: run `autotailor sensitivity {} [--data SPEC]` first", sp, dir);
   search::SensitivityTable t = search::SensitivityTable::load(sp);
   std::vector<supernet::Position> pos = supernet::positions(s.space());
-  latency::LatencyModel lm(s, lut);
+  latency::LatencyModel lm(s, lut), macs(s, latency::Count::Macs),
+      params(s, latency::Count::Parameters);
   search::AccuracyModel am(t, pos, &s.space());
   bool estimated = std::any_of(lut.entries.begin(), lut.entries.end(),
                                [](const auto& e) { return e.second.estimated; });
+  auto model_of = [&](const std::string& unit) -> const latency::LatencyModel& {
+    return unit == "macs" ? macs : unit == "parameters" ? params : lm;
+  };
+  const latency::LatencyModel& cost = model_of(budgets.unit);
+  std::vector<search::Constraint> limits;
+  if (std::isfinite(budgets.max_macs))
+    limits.push_back({"--max-macs", [&](const supernet::SubnetCode& c) { return macs.predict(c); },
+                      budgets.max_macs});
+  if (std::isfinite(budgets.max_params))
+    limits.push_back({"--max-params",
+                      [&](const supernet::SubnetCode& c) { return params.predict(c); },
+                      budgets.max_params});
   search::SearchReport r = search::evolve(
-      pos, [&](const supernet::SubnetCode& c) { return lm.predict(c); },
-      [&](const supernet::SubnetCode& c) { return am.predict(c); }, budgets, eo);
+      pos, [&](const supernet::SubnetCode& c) { return cost.predict(c); },
+      [&](const supernet::SubnetCode& c) { return am.predict(c); }, budgets.values, eo, limits);
   const bool reranked = probe && eo.finalists > 1;
   if (reranked) {
     size_t n = 0;
@@ -193,7 +209,9 @@ nlohmann::json run_search(const supernet::Supernet& tuned, const std::string& di
   search::make_family_monotone(r);
   auto cand = [&](const search::Candidate& c) {
     nlohmann::json j = {
-        {"latency_ms", c.cost},
+        {"latency_ms", lm.predict(c.code)},
+        {"macs", static_cast<int64_t>(macs.predict(c.code))},
+        {"parameters", static_cast<int64_t>(params.predict(c.code))},
         {"accuracy", c.accuracy},
         {"subnet", nlohmann::json::parse(supernet::subnet_to_json(supernet::decode(pos, c.code)))}};
     if (c.measured) j["measured_probe_accuracy"] = *c.measured;
@@ -203,7 +221,8 @@ nlohmann::json run_search(const supernet::Supernet& tuned, const std::string& di
   int changed = 0, raised = 0;
   for (const auto& b : r.results) {
     nlohmann::json j = cand(b.best);
-    j["budget_ms"] = b.budget;
+    j["budget"] = b.budget;
+    if (budgets.unit == "ms") j["budget_ms"] = b.budget;
     if (eo.strategy == "random") j["feasible_samples"] = b.feasible;
     if (reranked) {
       j["finalists_reranked"] = b.finalists.size();
@@ -218,6 +237,8 @@ nlohmann::json run_search(const supernet::Supernet& tuned, const std::string& di
   double rate = r.seconds > 0 ? static_cast<double>(r.evaluations) / r.seconds : 0;
   const supernet::SubnetCode max_code = supernet::encode(pos, supernet::max_subnet(s.space()));
   nlohmann::json max_subnet = {{"latency_ms", lm.predict(max_code)},
+                               {"macs", static_cast<int64_t>(macs.predict(max_code))},
+                               {"parameters", static_cast<int64_t>(params.predict(max_code))},
                                {"accuracy", am.predict(max_code)}};
   for (const auto& a : t.anchors)
     if (a.label == "max") max_subnet["measured_probe_accuracy"] = a.accuracy;
@@ -225,6 +246,8 @@ nlohmann::json run_search(const supernet::Supernet& tuned, const std::string& di
                         {"device", lut.device},
                         {"estimated_latency", estimated},
                         {"accuracy_metric", t.metric},
+                        {"budget_unit", budgets.unit},
+                        {"limits", limits_json(budgets)},
                         {"max_subnet", max_subnet},
                         {"options",
                          {{"strategy", eo.strategy},
@@ -246,16 +269,17 @@ nlohmann::json run_search(const supernet::Supernet& tuned, const std::string& di
                         {"results", results},
                         {"pareto", front}};
   spdlog::info(
-      "searched {} budget(s): {} candidate evaluations in {:.2f} s ({:.0f}/s), Pareto "
+      "searched {} {} budget(s): {} candidate evaluations in {:.2f} s ({:.0f}/s), Pareto "
       "front of {}",
-      budgets.size(), r.evaluations, r.seconds, rate, r.pareto.size());
+      budgets.values.size(), budgets.unit, r.evaluations, r.seconds, rate, r.pareto.size());
   if (reranked)
     spdlog::info(
         "re-ranked {} finalists per budget exactly on {} held-out images: {} of {} picks "
         "changed",
         eo.finalists, probe->images(), changed, r.results.size());
   if (raised)
-    spdlog::info("{} budget(s) kept a smaller budget's pick, which measured better", raised);
+    spdlog::info("{} budget(s) kept a smaller budget's pick, which {} better", raised,
+                 reranked ? "measured" : "was predicted");
   return out;
 }
 
@@ -290,7 +314,7 @@ void add_search(CLI::App& app) {
   {
     struct Args {
       std::string dir, device;
-      std::vector<double> budgets;
+      BudgetFlags budgets;
       search::EvolutionOptions eo;
       DataFlags data;
       std::string output;
@@ -301,7 +325,7 @@ void add_search(CLI::App& app) {
     auto* cmd = app.add_subcommand("search", "Evolutionary search for the best subnet per budget");
     cmd->add_option("dir", a->dir, "Directory made by `supernet` or `compile`")->required();
     cmd->add_option("--device", a->device, "Target device (its LUT must exist)")->required();
-    cmd->add_option("--latency-ms", a->budgets, "Latency budgets")->delimiter(',')->required();
+    a->budgets.add(cmd, "Latency budgets");
     cmd->add_option("--population", a->eo.population)->check(CLI::Range(2, 100000));
     cmd->add_option("--generations", a->eo.generations)->check(CLI::Range(0, 100000));
     cmd->add_option("--parent-ratio", a->eo.parent_ratio)->check(CLI::Range(0.01, 1.0));
@@ -330,23 +354,25 @@ void add_search(CLI::App& app) {
       } else if (a->eo.finalists > 1) {
         spdlog::info("no --data: the predictor's pick per budget is kept (no re-ranking)");
       }
-      nlohmann::json r =
-          run_search(s, a->dir, a->device, parse_budgets(a->budgets), a->eo, probe.get());
-      write_file_atomic(a->output.empty() ? (fs::path(a->dir) / "search.json").string() : a->output,
-                        r.dump(2) + "\n");
+      Budgets budgets = a->budgets.resolve(latency_view(s), {});
+      nlohmann::json r = run_search(s, a->dir, a->device, budgets, a->eo, probe.get());
+      const std::string out =
+          a->output.empty() ? (fs::path(a->dir) / "search.json").string() : a->output;
+      write_file_atomic(out, r.dump(2) + "\n");
       if (a->json) {
         std::cout << r.dump(2) << "\n";
         return;
       }
       std::string est = r["estimated_latency"].get<bool>() ? " (estimated)" : "";
       for (const auto& b : r["results"])
-        std::cout << fmt::format("budget {:8.3f} ms: predicted {:8.3f} ms{}, accuracy {:.2f}%\n",
-                                 b["budget_ms"].get<double>(), b["latency_ms"].get<double>(), est,
-                                 100 * b["accuracy"].get<double>());
-      std::cout << fmt::format("{} evaluations ({:.0f}/s); Pareto front of {} in {}/search.json\n",
+        std::cout << fmt::format(
+            "budget {}: predicted {:8.3f} ms{}, {} MACs, {} parameters, accuracy {:.2f}%\n",
+            format_budget(b["budget"].get<double>(), budgets.unit), b["latency_ms"].get<double>(),
+            est, b["macs"].get<int64_t>(), b["parameters"].get<int64_t>(),
+            100 * b["accuracy"].get<double>());
+      std::cout << fmt::format("{} evaluations ({:.0f}/s); Pareto front of {} in {}\n",
                                r["evaluations"].get<int64_t>(),
-                               r["evaluations_per_second"].get<double>(), r["pareto"].size(),
-                               a->dir);
+                               r["evaluations_per_second"].get<double>(), r["pareto"].size(), out);
     });
   }
   {
@@ -388,7 +414,12 @@ void add_search(CLI::App& app) {
           {"monotone_calibrated", search::AccuracyModel(t, pos, &s.space(), {.significance_z = 0})},
           {"additive_monotone_calibrated",
            search::AccuracyModel(t, pos, &s.space(), {.composition = Comp::Additive})}};
-      std::vector<std::vector<double>> vpred(variants.size());
+      std::vector<std::vector<double>> vpred(variants.size() + 2);
+      // Size alone as a predictor (exact counts of the subnet as exported): what the predictor
+      // must beat to be worth its probes.
+      supernet::Supernet view = latency_view(s);
+      latency::LatencyModel count_macs(view, latency::Count::Macs),
+          count_params(view, latency::Count::Parameters);
       recorded_data_options(a->dir, a->data);
       train::TrainData d = a->data.open(train::model_shape(s.graph()));
       std::vector<double> pred, meas;
@@ -419,6 +450,10 @@ void add_search(CLI::App& app) {
           vpred[k].push_back(variants[k].second.predict(supernet::encode(pos, c)));
           row["predicted_" + variants[k].first] = vpred[k].back();
         }
+        vpred[variants.size()].push_back(count_macs.predict(c));
+        vpred[variants.size() + 1].push_back(count_params.predict(c));
+        row["macs"] = static_cast<int64_t>(vpred[variants.size()].back());
+        row["parameters"] = static_cast<int64_t>(vpred[variants.size() + 1].back());
         rows.push_back(row);
         progress.step(static_cast<size_t>(i));
       }
@@ -438,7 +473,13 @@ void add_search(CLI::App& app) {
                           {"probe_images", t.probe_images},
                           {"subnets", rows}};
       nlohmann::json alt = nlohmann::json::object();
-      for (size_t k = 0; k < variants.size(); ++k) {
+      for (size_t k = 0; k < vpred.size(); ++k) {
+        if (k >= variants.size()) {  // counts rank, they do not predict a level
+          alt[k == variants.size() ? "macs_only" : "parameters_only"] = {
+              {"kendall_tau", kendall(vpred[k], meas)},
+              {"spearman_rho", pearson(ranks(vpred[k]), ranks(meas))}};
+          continue;
+        }
         double e = 0;
         for (size_t i = 0; i < meas.size(); ++i)
           e += (vpred[k][i] - meas[i]) * (vpred[k][i] - meas[i]);
@@ -471,9 +512,10 @@ void add_search(CLI::App& app) {
           100 * j["rmse"].get<double>(), 100 * gap, 100 * worst, d.source.test->size(),
           t.probe_images);
       for (const auto& [name, v] : alt.items())
-        std::cout << fmt::format("  {:<22} Kendall tau {:.3f}, Spearman rho {:.3f}, RMSE {:.2f}\n",
-                                 name, v["kendall_tau"].get<double>(),
-                                 v["spearman_rho"].get<double>(), 100 * v["rmse"].get<double>());
+        std::cout << fmt::format(
+            "  {:<22} Kendall tau {:.3f}, Spearman rho {:.3f}{}\n", name,
+            v["kendall_tau"].get<double>(), v["spearman_rho"].get<double>(),
+            v.contains("rmse") ? fmt::format(", RMSE {:.2f}", 100 * v["rmse"].get<double>()) : "");
       std::cout << fmt::format(
           "ceiling: the test split's two halves ({} images each) rank these subnets with Kendall "
           "tau {:.3f} against each other",

@@ -6,6 +6,8 @@
 #include <ctime>
 #include <map>
 
+#include "budget_flags.h"
+
 namespace autotailor::cli {
 
 namespace {
@@ -30,14 +32,24 @@ std::string esc(const std::string& s) {
 const char* kColors[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
                          "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
 
-// Accuracy against latency: every Pareto candidate, the chosen variants, the budgets.
+// Accuracy against the budget's unit (latency, MACs or parameters): every Pareto candidate,
+// the chosen variants, the budgets.
 std::string pareto_svg(const nlohmann::json& manifest, const nlohmann::json& search) {
   const double W = 640, H = 380, L = 60, R = 20, T = 20, B = 45;
+  const std::string unit = manifest.value("budget_unit", "ms");
+  // The x value of a search candidate, of a variant and of the max subnet.
+  const std::string key = unit == "ms" ? "latency_ms" : unit;
+  const std::string vkey = unit == "ms" ? "predicted_latency_ms" : unit;
+  const double xscale = unit == "ms" ? 1.0 : 1e-6;
+  auto x_of = [&](const nlohmann::json& j, const std::string& k) {
+    return xscale * j[k].get<double>();
+  };
   std::vector<std::pair<double, double>> pts;
-  for (const auto& c : search["pareto"]) pts.emplace_back(c["latency_ms"], c["accuracy"]);
+  for (const auto& c : search["pareto"]) pts.emplace_back(x_of(c, key), c["accuracy"]);
   for (const auto& v : manifest["variants"])
-    pts.emplace_back(v["predicted_latency_ms"], v["predicted_accuracy"]);
-  double max_lat = manifest["max_subnet"]["predicted_latency_ms"];
+    pts.emplace_back(x_of(v, vkey), v["predicted_accuracy"]);
+  double max_lat = unit == "ms" ? manifest["max_subnet"]["predicted_latency_ms"].get<double>()
+                                : x_of(manifest["max_subnet"], unit);
   double max_acc = manifest["max_subnet"]["predicted_accuracy"];
   pts.emplace_back(max_lat, max_acc);
   double x0 = 0, x1 = 0, y0 = 1, y1 = 0;
@@ -60,9 +72,13 @@ std::string pareto_svg(const nlohmann::json& manifest, const nlohmann::json& sea
     s += fmt::format("<text x='{}' y='{:.1f}' text-anchor='end'>{:.1f}%</text>\n", L - 5, Y(y) + 4,
                      100 * y);
   }
-  s += fmt::format("<text x='{}' y='{}' text-anchor='middle'>predicted latency (ms){}</text>\n",
-                   (L + W - R) / 2, H - 8,
-                   manifest["estimated_latency"].get<bool>() ? ", estimated" : "");
+  std::string xlabel = unit == "ms"
+                           ? std::string("predicted latency (ms)") +
+                                 (manifest["estimated_latency"].get<bool>() ? ", estimated" : "")
+                       : unit == "macs" ? "MACs (millions, exact)"
+                                        : "parameters (millions, exact)";
+  s += fmt::format("<text x='{}' y='{}' text-anchor='middle'>{}</text>\n", (L + W - R) / 2, H - 8,
+                   xlabel);
   s += fmt::format(
       "<text x='14' y='{}' transform='rotate(-90 14 {})' text-anchor='middle'>"
       "predicted {}</text>\n",
@@ -72,10 +88,10 @@ std::string pareto_svg(const nlohmann::json& manifest, const nlohmann::json& sea
     s += fmt::format(
         "<line x1='{:.1f}' y1='{}' x2='{:.1f}' y2='{}' stroke='#999' "
         "stroke-dasharray='4 3'/>\n",
-        X(v["budget_ms"]), T, X(v["budget_ms"]), H - B);
+        X(xscale * v["budget"].get<double>()), T, X(xscale * v["budget"].get<double>()), H - B);
   std::string path;
   for (const auto& c : search["pareto"]) {
-    double x = X(c["latency_ms"]), y = Y(c["accuracy"]);
+    double x = X(x_of(c, key)), y = Y(c["accuracy"]);
     path += fmt::format("{}{:.1f},{:.1f} ", path.empty() ? "M" : "L", x, y);
     s += fmt::format("<circle cx='{:.1f}' cy='{:.1f}' r='2' fill='#4e79a7'/>\n", x, y);
   }
@@ -83,7 +99,7 @@ std::string pareto_svg(const nlohmann::json& manifest, const nlohmann::json& sea
     s += fmt::format("<path d='{}' fill='none' stroke='#4e79a7' stroke-width='1'/>\n", path);
   int k = 1;
   for (const auto& v : manifest["variants"]) {
-    double x = X(v["predicted_latency_ms"]), y = Y(v["predicted_accuracy"]);
+    double x = X(x_of(v, vkey)), y = Y(v["predicted_accuracy"]);
     s += fmt::format(
         "<circle cx='{:.1f}' cy='{:.1f}' r='6' fill='#e15759'/>"
         "<text x='{:.1f}' y='{:.1f}'>v{}</text>\n",
@@ -221,7 +237,8 @@ std::string render_report(const nlohmann::json& manifest, const nlohmann::json& 
   if (manifest["accuracy_metric"] != "top1")
     h += "<p class='note'>No data was given: accuracy is the agreement of each subnet's top-1 "
          "class with the max subnet's on synthetic inputs, a proxy.</p>\n";
-  h += "<h2>Variants</h2>\n<table><tr><th>variant</th><th>budgets ms</th><th>predicted ms</th>"
+  const std::string unit = manifest.value("budget_unit", "ms");
+  h += "<h2>Variants</h2>\n<table><tr><th>variant</th><th>budgets</th><th>predicted ms</th>"
        "<th>measured ms</th><th>predicted acc.</th><th>re-ranked acc. (held-out)</th>"
        "<th>measured acc. (test)</th><th>MMACs</th><th>params</th></tr>\n";
   auto opt = [](const nlohmann::json& x, double scale, const char* f) {
@@ -231,9 +248,9 @@ std::string render_report(const nlohmann::json& manifest, const nlohmann::json& 
   size_t budgets = 0;
   for (const auto& v : manifest["variants"]) {
     std::string served;
-    for (const auto& b : v.value("budgets_ms", nlohmann::json::array({v["budget_ms"]})))
-      served += (served.empty() ? "" : ", ") + fmt::format("{:.3f}", b.get<double>());
-    budgets += v.value("budgets_ms", nlohmann::json::array({v["budget_ms"]})).size();
+    for (const auto& b : v["budgets"])
+      served += (served.empty() ? "" : ", ") + format_budget(b.get<double>(), unit);
+    budgets += v["budgets"].size();
     h += fmt::format(
         "<tr><td>v{} <code>{}</code></td><td>{}</td><td>{:.3f}</td><td>{}</td>"
         "<td>{:.2f}%</td><td>{}</td><td>{}</td><td>{:.1f}</td><td>{}</td></tr>\n",
@@ -260,6 +277,13 @@ std::string render_report(const nlohmann::json& manifest, const nlohmann::json& 
         rr["picks_changed"].get<int>(), budgets);
   else
     h += "<p>No re-ranking: each variant is the predictor's pick.</p>\n";
+  const nlohmann::json limits = manifest.value("limits", nlohmann::json::object());
+  if (limits.contains("max_macs"))
+    h += fmt::format("<p>Every variant also has at most {} (<code>--max-macs</code>).</p>\n",
+                     format_budget(limits["max_macs"].get<double>(), "macs"));
+  if (limits.contains("max_parameters"))
+    h += fmt::format("<p>Every variant also has at most {} (<code>--max-params</code>).</p>\n",
+                     format_budget(limits["max_parameters"].get<double>(), "parameters"));
   if (budgets > manifest["variants"].size())
     h += fmt::format(
         "<p>{} budgets share {} distinct variants: a larger budget found nothing "

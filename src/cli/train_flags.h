@@ -9,6 +9,7 @@
 
 #include "autotailor/search/search.h"
 #include "autotailor/train/trainer.h"
+#include "budget_flags.h"
 
 namespace autotailor::cli {
 
@@ -93,7 +94,7 @@ class AccuracyProbe;
 // With a probe and eo.finalists > 1, each budget's finalists are re-ranked by exact evaluation
 // on the probe images, and the family made monotone (search::rerank, make_family_monotone).
 nlohmann::json run_search(const supernet::Supernet& s, const std::string& dir,
-                          const std::string& device, std::vector<double> budgets,
+                          const std::string& device, const Budgets& budgets,
                           const search::EvolutionOptions& eo,
                           const AccuracyProbe* rerank = nullptr);
 

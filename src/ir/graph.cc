@@ -351,7 +351,7 @@ int64_t Graph::parameter_count() const {
   for (const Tensor& t : tensors)
     if (t.is_const() && !t.consumers.empty() &&
         (t.dtype == DType::Float32 || t.dtype == DType::Float16 || t.dtype == DType::Float64))
-      total += t.value->numel();
+      total += numel(t.shape);  // the selected shape where a derived subnet slices the value
   return total;
 }
 

@@ -19,6 +19,7 @@
 #include "autotailor/exec/timing.h"
 #include "autotailor/ir/dump.h"
 #include "autotailor/latency/device.h"
+#include "autotailor/ops/ops.h"
 
 namespace autotailor::latency {
 
@@ -387,6 +388,7 @@ struct LatencyModel::Impl {
   std::vector<std::string> stages;
   const supernet::SearchSpace* space = nullptr;
   double overhead = 0, floor_ratio = 0;  // step tables hold calibrated contributions
+  bool exact = false;                    // counts (MACs, parameters), not times
   // Where each dim and each stage's depth sit in a SubnetCode (-1: a stage with one choice).
   std::vector<int> dim_position, stage_position;
   std::vector<int64_t> stage_full;
@@ -405,15 +407,17 @@ struct LatencyModel::Impl {
   }
 };
 
-LatencyModel::LatencyModel(const supernet::Supernet& s, const LatencyTable& lut) {
+namespace {
+
+// Fills the step tables of `m` from the covering subnets: `values(graph, plan)` gives each
+// step's contribution (ms, MACs or parameters) in plan order.
+void fill_step_tables(
+    LatencyModel::Impl& m, const supernet::Supernet& s,
+    const std::function<std::vector<double>(const ir::Graph&, const Steps&)>& values) {
   const supernet::SearchSpace& sp = s.space();
   Coverage cv = coverage(s);
-  auto impl = std::make_shared<Impl>();
-  Impl& m = *impl;
   m.dims = cv.dims;
   m.space = &sp;
-  m.overhead = lut.overhead_ms;
-  m.floor_ratio = lut.floor_ratio;
   std::map<std::string, std::pair<int, int>> block_of;  // node -> (stage, position)
   for (size_t si = 0; si < sp.stages.size(); ++si) {
     m.stages.push_back(sp.stages[si].name);
@@ -439,7 +443,7 @@ LatencyModel::LatencyModel(const supernet::Supernet& s, const LatencyTable& lut)
   }
   std::map<std::string, int> step_of;
   for (const StepDims& sd : cv.steps) {
-    Impl::Step st;
+    LatencyModel::Impl::Step st;
     st.dims = sd.dims;
     size_t n = 1;
     for (int d : sd.dims) {
@@ -455,21 +459,70 @@ LatencyModel::LatencyModel(const supernet::Supernet& s, const LatencyTable& lut)
   visit_covering(
       s, cv,
       [&](const supernet::SubnetConfig& c, std::shared_ptr<const ir::Graph> g, const Steps& plan) {
-        std::vector<double> ms = step_times(*g, plan, lut).ms;
+        std::vector<double> v = values(*g, plan);
         for (size_t k = 0; k < plan.plan.size(); ++k) {
           auto it = step_of.find(g->nodes[plan.plan[k].nodes[0]].name);
-          if (it == step_of.end()) continue;
-          Impl::Step& st = m.steps[it->second];
+          if (it == step_of.end()) {
+            if (v[k] != 0 && m.exact)
+              fail("internal: step '{}' of a covering subnet is not a step of the max subnet",
+                   g->nodes[plan.plan[k].nodes[0]].name);
+            continue;
+          }
+          LatencyModel::Impl::Step& st = m.steps[it->second];
           size_t at = 0;
           for (size_t d = 0; d < st.dims.size(); ++d) {
             const Dim& dim = m.dims[st.dims[d]];
-            int64_t v = dim_value(dim, c, sp);
-            size_t i = std::find(dim.choices.begin(), dim.choices.end(), v) - dim.choices.begin();
+            int64_t val = dim_value(dim, c, sp);
+            size_t i = std::find(dim.choices.begin(), dim.choices.end(), val) - dim.choices.begin();
             at += i * st.stride[d];
           }
-          st.ms[at] = ms[k];
+          st.ms[at] = v[k];
         }
       });
+}
+
+// Each step's MACs or parameters (a constant read by several steps counted once, by the
+// first), as ir::graph_stats() and ir::Graph::parameter_count() count the whole graph.
+std::vector<double> step_counts(const ir::Graph& g, const Steps& plan, Count what) {
+  std::vector<double> out;
+  std::set<int> counted;
+  for (const auto& st : plan.plan) {
+    double v = 0;
+    for (int ni : st.nodes) {
+      const ir::Node& n = g.nodes[ni];
+      if (what == Count::Macs) {
+        v += static_cast<double>(ops::node_macs(g, n));
+        continue;
+      }
+      for (int t : n.inputs) {
+        if (t < 0 || !counted.insert(t).second) continue;
+        const ir::Tensor& tt = g.tensor(t);
+        if (tt.is_const() && (tt.dtype == ir::DType::Float32 || tt.dtype == ir::DType::Float16 ||
+                              tt.dtype == ir::DType::Float64))
+          v += static_cast<double>(ir::numel(tt.shape));
+      }
+    }
+    out.push_back(v);
+  }
+  return out;
+}
+
+}  // namespace
+
+LatencyModel::LatencyModel(const supernet::Supernet& s, const LatencyTable& lut) {
+  auto impl = std::make_shared<Impl>();
+  impl->overhead = lut.overhead_ms;
+  impl->floor_ratio = lut.floor_ratio;
+  fill_step_tables(
+      *impl, s, [&](const ir::Graph& g, const Steps& plan) { return step_times(g, plan, lut).ms; });
+  impl_ = std::move(impl);
+}
+
+LatencyModel::LatencyModel(const supernet::Supernet& s, Count what) {
+  auto impl = std::make_shared<Impl>();
+  impl->exact = true;
+  fill_step_tables(
+      *impl, s, [&](const ir::Graph& g, const Steps& plan) { return step_counts(g, plan, what); });
   impl_ = std::move(impl);
 }
 

@@ -31,6 +31,7 @@ struct Search {
   const std::vector<supernet::Position>& pos;
   const Predictor& cost;
   const Predictor& accuracy;
+  const std::vector<Constraint>& limits;
   Rng rng;
   int64_t evaluations = 0;
   std::vector<Candidate> seen;
@@ -42,10 +43,17 @@ struct Search {
     return c;
   }
 
-  // Shrinks random positions one choice at a time until the cost fits.
+  bool fits(const Candidate& c, double budget) const {
+    if (c.cost > budget) return false;
+    for (const Constraint& k : limits)
+      if (k.value(c.code) > k.limit) return false;
+    return true;
+  }
+
+  // Shrinks random positions one choice at a time until the cost and every limit fit.
   Candidate repair(supernet::SubnetCode code, double budget) {
     Candidate c = eval(code);
-    while (c.cost > budget) {
+    while (!fits(c, budget)) {
       std::vector<size_t> shrinkable;
       for (size_t i = 0; i < code.size(); ++i)
         if (code[i] > 0) shrinkable.push_back(i);
@@ -53,7 +61,7 @@ struct Search {
       --code[shrinkable[rng.below(shrinkable.size())]];
       c = eval(code);
     }
-    if (c.cost <= budget) seen.push_back(c);
+    if (fits(c, budget)) seen.push_back(c);
     return c;
   }
 
@@ -131,13 +139,16 @@ double family_score(const Candidate& c) {
 
 SearchReport evolve(const std::vector<supernet::Position>& pos, const Predictor& cost,
                     const Predictor& accuracy, const std::vector<double>& budgets,
-                    const EvolutionOptions& o) {
+                    const EvolutionOptions& o, const std::vector<Constraint>& limits) {
   if (o.population < 2) fail("--population must be at least 2");
   auto start = std::chrono::steady_clock::now();
-  Search s{pos, cost, accuracy, Rng(o.seed), 0, {}};
+  Search s{pos, cost, accuracy, limits, Rng(o.seed), 0, {}};
   SearchReport report;
   supernet::SubnetCode min_code(pos.size(), 0);
   double min_cost = cost(min_code);
+  for (const Constraint& k : limits)
+    if (!(k.limit >= k.value(min_code)))
+      fail("{} {:.6g}: below the smallest subnet's {:.6g}", k.name, k.limit, k.value(min_code));
   size_t parents_n = std::max<size_t>(1, static_cast<size_t>(o.parent_ratio * o.population));
   size_t mutants_n = static_cast<size_t>(o.mutation_ratio * o.population);
   if (o.strategy != "evolution" && o.strategy != "random")
@@ -153,7 +164,7 @@ SearchReport evolve(const std::vector<supernet::Position>& pos, const Predictor&
       int64_t samples = static_cast<int64_t>(o.population) * (o.generations + 1);
       for (int64_t i = 0; i < samples; ++i) {
         Candidate c = s.eval(s.random_code());
-        if (c.cost > budget) continue;
+        if (!s.fits(c, budget)) continue;
         s.seen.push_back(c);
         if (br.feasible++ == 0 || better(c, br.best)) br.best = c;
       }

@@ -217,14 +217,21 @@ Prediction predict(const supernet::Supernet& s, const LatencyTable& lut,
 // the skippable block it belongs to; predicting is then a few look-ups per step, with no graph
 // derived (millions per second instead of hundreds). Holds a pointer to the Supernet's space:
 // the Supernet must outlive it. Throws Error naming a configuration the LUT lacks.
+//
+// The second constructor fills the same tables with each step's MACs or parameters instead:
+// exact counts of the derived subnet (what ir::graph_stats() and `inspect` count), as fast.
+// Give it the SuperNet as it is exported (BatchNorm folded) to count the exported files.
+enum class Count { Macs, Parameters };
 class LatencyModel {
  public:
   LatencyModel(const supernet::Supernet& s, const LatencyTable& lut);
-  double predict(const supernet::SubnetConfig& c) const;   // ms
+  LatencyModel(const supernet::Supernet& s, Count what);
+  double predict(const supernet::SubnetConfig& c) const;   // ms, or the count
   double predict(const supernet::SubnetCode& code) const;  // positions(space) order
 
- private:
   struct Impl;
+
+ private:
   std::shared_ptr<const Impl> impl_;
 };
 

@@ -187,13 +187,22 @@ struct SearchReport {
 
 using Predictor = std::function<double(const supernet::SubnetCode&)>;
 
+// A limit every candidate must meet besides its budget (`--max-macs`, `--max-params` on a
+// latency budget). `name` is the option, for the error when even the min subnet exceeds it.
+struct Constraint {
+  std::string name;
+  Predictor value;
+  double limit = 0;
+};
+
 // Evolutionary (or random, see EvolutionOptions::strategy) search per budget: maximise predicted
-// accuracy subject to predicted cost <= budget. Candidates over the budget are repaired by
+// accuracy subject to predicted cost <= budget and every limit. Candidates over are repaired by
 // shrinking random positions one choice at a time, so the population stays feasible. Deterministic
-// for a seed. Throws Error naming a budget below the min subnet's predicted cost.
+// for a seed. Throws Error naming a budget or limit below the min subnet's.
 SearchReport evolve(const std::vector<supernet::Position>& positions, const Predictor& cost,
                     const Predictor& accuracy, const std::vector<double>& budgets,
-                    const EvolutionOptions& options = {});
+                    const EvolutionOptions& options = {},
+                    const std::vector<Constraint>& limits = {});
 
 // Exact re-ranking: each budget's finalists measured (`measure`, each distinct subnet once)
 // and the best measured one made the pick (ties: the better prediction).
