@@ -8,7 +8,9 @@
 #include <random>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "autotailor/common/files.h"
 #include "autotailor/exec/executor.h"
 #include "autotailor/import/tensor_file.h"
 #include "model_builder.h"
@@ -394,6 +396,69 @@ TEST_F(BadInput, UnwritableOutput) {
   EXPECT_TRUE(fails_cleanly(
       run_cli("supernet " + test::fixture("mobilenet_v3_small.onnx") + " -o /proc/x/sn"),
       "/proc/x/sn"));
+}
+
+TEST_F(BadInput, GraphWithoutOutputs) {
+  test::ModelBuilder b;
+  b.input("x", {1, 3, 8, 8});
+  b.node("Relu", {"x"}, {"y"});
+  b.save(path("no_outputs.onnx"));
+  for (const char* cmd : {"inspect", "bench", "supernet"}) {
+    std::string extra = std::string(cmd) == "supernet" ? " -o " + path("sn") : "";
+    EXPECT_TRUE(fails_cleanly(run_cli(std::string(cmd) + " " + path("no_outputs.onnx") + extra),
+                              "has no outputs"))
+        << cmd;
+  }
+}
+
+// Outputs replace regular files only: a symlink, FIFO or the command's own input stays.
+TEST_F(BadInput, OutputsNeverReplaceLinksFifosOrTheirInputs) {
+  std::string sn = path("sn");
+  ASSERT_EQ(run_cli("supernet " + test::fixture("mobilenet_v3_small.onnx") + " -o " + sn).status,
+            0);
+  write("precious.txt", "keep me");
+  fs::create_symlink(path("precious.txt"), path("link.onnx"));
+  EXPECT_TRUE(fails_cleanly(run_cli("export " + sn + " --subnet min -o " + path("link.onnx")),
+                            "symbolic link"));
+  EXPECT_TRUE(fs::is_symlink(path("link.onnx")));
+  EXPECT_EQ(test::slurp(path("precious.txt")), "keep me");
+  ASSERT_EQ(::mkfifo(path("fifo.pb").c_str(), 0644), 0);
+  EXPECT_TRUE(
+      fails_cleanly(run_cli("run " + test::fixture("resnet18.onnx") + " --input " +
+                            test::fixture("resnet18.in1.pb") + " --output " + path("fifo.pb")),
+                    "FIFO"));
+  EXPECT_TRUE(fs::is_fifo(path("fifo.pb")));
+  // The SuperNet a command reads, and the model `supernet` reads, are not outputs.
+  std::string before = test::slurp(sn + "/supernet.onnx");
+  EXPECT_TRUE(fails_cleanly(run_cli("export " + sn + " -o " + sn + "/supernet.onnx"),
+                            "part of the SuperNet"));
+  EXPECT_TRUE(fails_cleanly(run_cli("supernet " + sn + "/supernet.onnx -o " + sn), "input model"));
+  EXPECT_TRUE(test::slurp(sn + "/supernet.onnx") == before);
+  // Past a file-size limit: an error naming the file, no signal, no temporary left.
+  auto big = run_cli("export " + sn + " -o " + path("big.onnx") + " 2>&1; ulimit -f 1; " +
+                     AUTOTAILOR_BINARY + " export " + sn + " -o " + path("big.onnx"));
+  EXPECT_TRUE(fails_cleanly(big, "big.onnx"));
+  for (const auto& e : fs::directory_iterator(dir_))
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+}
+
+// One writer per folder; a killed writer's temporaries are removed by the next.
+TEST_F(BadInput, OneWriterPerFolder) {
+  std::string sn = path("sn");
+  fs::create_directories(sn);
+  {
+    DirLock held(sn);
+    write("sn/space.json.tmp.99999", "half");  // as a writer killed mid-write leaves it
+    EXPECT_TRUE(fails_cleanly(
+        run_cli("supernet " + test::fixture("mobilenet_v3_small.onnx") + " -o " + sn),
+        "in use by another autotailor process (pid " + std::to_string(::getpid()) + ")"));
+  }
+  EXPECT_TRUE(fs::exists(path("sn/space.json.tmp.99999")));
+  ASSERT_EQ(run_cli("supernet " + test::fixture("mobilenet_v3_small.onnx") + " -o " + sn).status,
+            0);
+  EXPECT_FALSE(fs::exists(path("sn/space.json.tmp.99999")));
+  DirLock held(sn);
+  EXPECT_TRUE(fails_cleanly(run_cli("profile " + sn + " --device exynos1380"), "in use"));
 }
 
 TEST_F(BadInput, DynamicSpatialDimensions) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
@@ -12,6 +13,7 @@
 #include <thread>
 
 #include "autotailor/common/error.h"
+#include "autotailor/common/hash.h"
 #include "autotailor/import/onnx_import.h"
 #include "autotailor/latency/device.h"
 #include "autotailor/latency/latency.h"
@@ -607,6 +609,55 @@ TEST(Compile, MacsAndParameterBudgetsAreMetExactlyByTheExportedFiles) {
   auto tiny = run_cli(base + dir + "/t --latency-ms 2 --max-macs 1K");
   EXPECT_EQ(tiny.status, 1);
   EXPECT_NE(tiny.err.find("--max-macs"), std::string::npos) << tiny.err;
+  fs::remove_all(dir);
+}
+
+// A rerun succeeds only with its own, intact outputs: deleted variants, an emptied
+// sensitivity.json, a corrupt search.json or manifest.json and a stranger's variant are all
+// noticed and rebuilt or removed; budgets must be finite.
+TEST(Compile, RerunRebuildsMissingOrChangedOutputs) {
+  std::string dir = test::temp_dir("compile_verify");
+  std::string out = dir + "/out";
+  const std::string args = "compile " + reference("resnet_fm") +
+                           " --device exynos1380 --probe-images 64 --generations 10 "
+                           "--latency-ms 0.6,1 -o " +
+                           out;
+  ASSERT_EQ(run_cli(args).status, 0);
+  nlohmann::json m = nlohmann::json::parse(test::slurp(out + "/manifest.json"));
+  auto files_intact = [&] {
+    for (const auto& v : m["variants"]) {
+      std::string f = out + "/" + v["file"].get<std::string>();
+      if (!fs::exists(f) || sha256_file(f) != v["sha256"].get<std::string>()) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(files_intact());
+  fs::remove_all(out + "/variants");
+  auto r = run_cli(args);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("[export]"), std::string::npos);
+  EXPECT_NE(r.err.find("running it again"), std::string::npos) << r.err;
+  EXPECT_TRUE(files_intact());
+
+  std::ofstream(out + "/sensitivity.json", std::ios::trunc).flush();
+  std::ofstream(out + "/search.json", std::ios::trunc) << "{";
+  std::ofstream(out + "/manifest.json", std::ios::trunc) << "[]";
+  std::ofstream(out + "/variants/variant9_99pct.onnx") << "another model's variant";
+  r = run_cli(args);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("[sensitivity] " + out + "/sensitivity.json is missing or changed"),
+            std::string::npos)
+      << r.err;
+  EXPECT_GT(fs::file_size(out + "/sensitivity.json"), 100u);
+  EXPECT_FALSE(fs::exists(out + "/variants/variant9_99pct.onnx"));
+  m = nlohmann::json::parse(test::slurp(out + "/manifest.json"));
+  EXPECT_TRUE(files_intact());
+
+  auto inf = run_cli("compile " + reference("resnet_fm") + " --device exynos1380 -o " + out +
+                     " --latency-ms inf");
+  EXPECT_EQ(inf.status, 2);
+  EXPECT_NE(inf.err.find("--latency-ms"), std::string::npos) << inf.err;
+  EXPECT_EQ(run_cli(args + " -q").status, 0) << "the folder still works";
   fs::remove_all(dir);
 }
 

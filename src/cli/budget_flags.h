@@ -76,9 +76,17 @@ struct BudgetFlags {
                      : "'" + s + "' is not a positive count (12000, 300K, 1.5M, 2G) or N%";
         },
         "COUNT|N%");
-    auto* lat = cmd->add_option("--latency-ms", latency_ms, latency_help)
-                    ->delimiter(',')
-                    ->check(CLI::PositiveNumber);
+    CLI::Validator finite(
+        [](std::string& s) {
+          double v = 0;
+          auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+          return ec == std::errc() && end == s.data() + s.size() && std::isfinite(v) && v > 0
+                     ? std::string()
+                     : "'" + s + "' is not a positive finite number of milliseconds";
+        },
+        "MS");
+    auto* lat =
+        cmd->add_option("--latency-ms", latency_ms, latency_help)->delimiter(',')->check(finite);
     auto* m = cmd->add_option("--macs", macs,
                               "MACs budgets instead of latency: counts (300M, 1.2G) or N% of the "
                               "original model's")

@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "../common/json_document.h"
 #include "autotailor/common/error.h"
 #include "autotailor/common/files.h"
 #include "autotailor/common/hash.h"
@@ -52,23 +53,51 @@ struct CompileArgs {
   search::EvolutionOptions evolution;
 };
 
-// DIR/stages.json: the input hash of every finished stage.
+// DIR/stages.json: the input hash of every finished stage and the SHA-256 of each file it
+// wrote. A stage is done when its input hash matches and its files are still what it wrote:
+// a file deleted, emptied or replaced since makes the stage run again.
 class StageRecord {
  public:
-  explicit StageRecord(std::string dir) : path_((fs::path(dir) / "stages.json").string()) {
+  explicit StageRecord(std::string dir)
+      : dir_(dir), path_((fs::path(dir) / "stages.json").string()) {
     if (fs::exists(path_)) {
       j_ = nlohmann::json::parse(read_file(path_), nullptr, false);
-      if (j_.is_discarded() || !j_.is_object()) j_ = nlohmann::json::object();
+      if (j_.is_discarded() || !j_.is_object()) {
+        spdlog::warn("{} is not valid JSON: every stage runs again", path_);
+        j_ = nlohmann::json::object();
+      }
     }
   }
   bool done(const std::string& stage, const std::string& hash) const {
-    return j_.contains(stage) && j_[stage].value("hash", "") == hash;
+    return j_.contains(stage) && j_[stage].is_object() && j_[stage].value("hash", "") == hash &&
+           outputs_intact(stage);
+  }
+  // Every file the stage recorded is there with the recorded SHA-256 (logs the first that
+  // is not).
+  bool outputs_intact(const std::string& stage) const {
+    if (!j_.contains(stage) || !j_[stage].is_object()) return true;
+    const nlohmann::json outputs = j_[stage].value("outputs", nlohmann::json::object());
+    if (!outputs.is_object()) return false;
+    for (const auto& [file, sha] : outputs.items()) {
+      fs::path p = fs::path(dir_) / file;
+      std::error_code ec;
+      if (!fs::is_regular_file(fs::symlink_status(p, ec)) || !sha.is_string() ||
+          sha256_file(p.string()) != sha.get<std::string>()) {
+        spdlog::warn("[{}] {} is missing or changed since this stage wrote it: running it again",
+                     stage, p.string());
+        return false;
+      }
+    }
+    return true;
   }
   std::string hash(const std::string& stage) const {
-    return j_.contains(stage) ? j_[stage].value("hash", "") : "";
+    return j_.contains(stage) && j_[stage].is_object() ? j_[stage].value("hash", "") : "";
   }
-  void finish(const std::string& stage, const std::string& hash, double seconds) {
-    j_[stage] = {{"hash", hash}, {"seconds", seconds}};
+  void finish(const std::string& stage, const std::string& hash, double seconds,
+              const std::vector<std::string>& outputs = {}) {
+    nlohmann::json files = nlohmann::json::object();
+    for (const std::string& f : outputs) files[f] = sha256_file((fs::path(dir_) / f).string());
+    j_[stage] = {{"hash", hash}, {"seconds", seconds}, {"outputs", files}};
     write_file_atomic(path_, j_.dump(2) + "\n");
   }
   void forget_from(const std::vector<std::string>& stages) {
@@ -76,11 +105,11 @@ class StageRecord {
     write_file_atomic(path_, j_.dump(2) + "\n");
   }
   double seconds(const std::string& stage) const {
-    return j_.contains(stage) ? j_[stage].value("seconds", 0.0) : 0.0;
+    return j_.contains(stage) && j_[stage].is_object() ? j_[stage].value("seconds", 0.0) : 0.0;
   }
 
  private:
-  std::string path_;
+  std::string dir_, path_;
   nlohmann::json j_ = nlohmann::json::object();
 };
 
@@ -102,7 +131,14 @@ void compile(const CompileArgs& a) {
   at::set_num_threads(threads);
   latency::Device device = latency::find_device(a.device);
   ensure_writable_dir(a.out);
+  DirLock lock(a.out);
   const std::string dir = a.out;
+  refuse_same_file((fs::path(dir) / "supernet.onnx").string(), a.model, "the input model");
+  std::error_code ec;
+  fs::path model_dir = fs::path(a.model).parent_path();
+  if (fs::equivalent(model_dir.empty() ? "." : model_dir, fs::path(dir) / "variants", ec))
+    fail("{}: the input model sits in {}/variants, which compile rewrites: move it out first",
+         a.model, dir);
   StageRecord rec(dir);
   const std::vector<std::string> order = {"supernet",    "finetune", "profile",
                                           "sensitivity", "search",   "export"};
@@ -139,12 +175,12 @@ void compile(const CompileArgs& a) {
   bool stale_finetune = !rec.hash("finetune").empty() && rec.hash("finetune") != h_finetune;
   t0 = std::chrono::steady_clock::now();
   if (!rec.done("supernet", h_supernet) || stale_finetune ||
-      !fs::exists(fs::path(dir) / "supernet.onnx")) {
+      !fs::exists(fs::path(dir) / "supernet.onnx") || !rec.outputs_intact("finetune")) {
     rerun_from("supernet");
     fs::remove(fs::path(dir) / "finetune.ckpt");
     fs::remove(fs::path(dir) / "finetune.json");
     make_supernet(g, dir, a.space);
-    rec.finish("supernet", h_supernet, since(t0));
+    rec.finish("supernet", h_supernet, since(t0), {"space.json"});
   } else {
     spdlog::info("[supernet] reusing {}/supernet.onnx", dir);
   }
@@ -160,11 +196,11 @@ void compile(const CompileArgs& a) {
           "inputs (a proxy, not accuracy)");
     else
       spdlog::info("[finetune] skipped (--epochs 0)");
-    if (!rec.done("finetune", h_finetune)) rec.finish("finetune", h_finetune, 0);
+    if (!rec.done("finetune", h_finetune)) rec.finish("finetune", h_finetune, 0, {"supernet.onnx"});
   } else if (!rec.done("finetune", h_finetune)) {
     rerun_from("finetune");
     finetune_dir(dir, a.data, a.train.o, nullptr);
-    rec.finish("finetune", h_finetune, since(t0));
+    rec.finish("finetune", h_finetune, since(t0), {"supernet.onnx", "finetune.json"});
   } else {
     spdlog::info("[finetune] reusing the fine-tuned SuperNet");
   }
@@ -177,7 +213,8 @@ void compile(const CompileArgs& a) {
   if (!rec.done("profile", h_profile) || !fs::exists(latency::lut_path(dir, device.name))) {
     rerun_from("profile");
     profile_device(s, dir, device.name, threads);
-    rec.finish("profile", h_profile, since(t0));
+    rec.finish("profile", h_profile, since(t0),
+               {fs::path(latency::lut_path(dir, device.name)).filename().string()});
   } else {
     spdlog::info("[profile] reusing {}", latency::lut_path(dir, device.name));
   }
@@ -189,7 +226,7 @@ void compile(const CompileArgs& a) {
   if (!rec.done("sensitivity", h_sens) || !fs::exists(sensitivity_path(dir))) {
     rerun_from("sensitivity");
     measure_sensitivity(s, dir, a.data, a.probe_images, a.sensitivity_reference);
-    rec.finish("sensitivity", h_sens, since(t0));
+    rec.finish("sensitivity", h_sens, since(t0), {"sensitivity.json"});
   } else {
     spdlog::info("[sensitivity] reusing {}", sensitivity_path(dir));
   }
@@ -233,17 +270,17 @@ void compile(const CompileArgs& a) {
           s, dir, a.data, search::SensitivityTable::load(sensitivity_path(dir)).probe_images);
     found = run_search(s, dir, device.name, budgets, a.evolution, probe.get());
     write_file_atomic(search_path, found.dump(2) + "\n");
-    rec.finish("search", h_search, since(t0));
+    rec.finish("search", h_search, since(t0), {"search.json"});
   } else {
     spdlog::info("[search] reusing {}", search_path);
-    found = nlohmann::json::parse(read_file(search_path));
+    found =
+        parse_document(read_file(search_path), search_path, "autotailor-search", "a search result");
   }
 
   // export
   t0 = std::chrono::steady_clock::now();
   std::string h_export = fnv(h_search);
-  if (rec.done("export", h_export) && fs::exists(fs::path(dir) / "manifest.json") &&
-      fs::exists(fs::path(dir) / "report.html")) {
+  if (rec.done("export", h_export)) {
     spdlog::info("[export] reusing {}/manifest.json", dir);
   } else {
     rerun_from("export");
@@ -337,6 +374,7 @@ void compile(const CompileArgs& a) {
           v["measured_accuracy"].is_null()
               ? ""
               : fmt::format(", accuracy {:.2f}%", 100 * v["measured_accuracy"].get<double>()));
+      v["sha256"] = sha256_file(file);
       variants.push_back(v);
     }
     // Variants of an earlier family that this one no longer has.
@@ -370,9 +408,19 @@ void compile(const CompileArgs& a) {
     write_file_atomic((fs::path(dir) / "manifest.json").string(), manifest.dump(2) + "\n");
     write_file_atomic((fs::path(dir) / "report.html").string(),
                       render_report(manifest, found, sens, lat, lut));
-    rec.finish("export", h_export, since(t0));
+    std::vector<std::string> outputs = {"manifest.json", "report.html"};
+    for (const auto& v : variants) outputs.push_back(v["file"].get<std::string>());
+    rec.finish("export", h_export, since(t0), outputs);
   }
-  nlohmann::json m = nlohmann::json::parse(read_file((fs::path(dir) / "manifest.json").string()));
+  // Success only if every file the manifest names is there and is what it records.
+  const std::string manifest_path = (fs::path(dir) / "manifest.json").string();
+  nlohmann::json m =
+      parse_document(read_file(manifest_path), manifest_path, "autotailor-manifest", "a manifest");
+  for (const auto& v : m["variants"]) {
+    std::string f = (fs::path(dir) / v["file"].get<std::string>()).string();
+    if (!fs::exists(f) || sha256_file(f) != v.value("sha256", ""))
+      fail("{}: {} is missing or does not match its sha256 in the manifest", manifest_path, f);
+  }
   std::string est = m["estimated_latency"].get<bool>() ? " (estimated)" : "";
   std::cout << fmt::format("{} variants of {} for {} in {}/variants:\n", m["variants"].size(),
                            a.model, device.name, dir);

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "autotailor/common/error.h"
+#include "autotailor/common/files.h"
 #include "autotailor/exec/timing.h"
 #include "autotailor/export/export.h"
 #include "autotailor/import/onnx_import.h"
@@ -334,6 +335,7 @@ void add_profile(CLI::App& app) {
           "--bundle and --import are separate steps: write the bundle, time it on the device, "
           "then import");
     supernet::Supernet s = supernet::Supernet::load(a->dir);
+    DirLock lock(a->dir);
     if (!a->bundle.empty()) return write_device_bundle(s, a->device, a->bundle, a->shard);
     if (!a->imports.empty())
       return import_device_results(s, a->dir, a->device, a->imports, a->threads, a->runtime);

@@ -304,6 +304,7 @@ void add_search(CLI::App& app) {
         ->check(CLI::Range(16, 1000000));
     cmd->callback([a] {
       supernet::Supernet s = supernet::Supernet::load(a->dir);
+      DirLock lock(a->dir);
       if (a->data.spec.empty())
         spdlog::warn(
             "no --data: sensitivity measured as agreement with the max subnet on "
@@ -347,6 +348,7 @@ void add_search(CLI::App& app) {
     a->data.add(cmd, false);
     cmd->callback([a] {
       supernet::Supernet s = supernet::Supernet::load(a->dir);
+      DirLock lock(a->dir);
       std::unique_ptr<AccuracyProbe> probe;
       if (!a->data.spec.empty() && a->eo.finalists > 1) {
         search::SensitivityTable t = search::SensitivityTable::load(sensitivity_path(a->dir));

@@ -2,6 +2,7 @@
 #include <c10/core/InferenceMode.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <filesystem>
 
 #include "autotailor/common/error.h"
 #include "autotailor/common/files.h"
@@ -14,6 +15,8 @@
 #include "space_flags.h"
 
 namespace autotailor::cli {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -55,7 +58,13 @@ void add_supernet(CLI::App& app) {
   cmd->add_option("model", a->model, "ONNX model file")->required();
   cmd->add_option("-o,--output", a->out, "Output directory")->required();
   a->flags.add(cmd);
-  cmd->callback([a] { make_supernet(import_onnx(a->model), a->out, a->flags); });
+  cmd->callback([a] {
+    ensure_writable_dir(a->out);
+    DirLock lock(a->out);
+    for (const char* f : {"supernet.onnx", "space.json"})
+      refuse_same_file((fs::path(a->out) / f).string(), a->model, "the input model");
+    make_supernet(import_onnx(a->model), a->out, a->flags);
+  });
 }
 
 supernet::Supernet make_supernet(std::shared_ptr<const ir::Graph> g, const std::string& out,
@@ -88,6 +97,8 @@ void add_export(CLI::App& app) {
   cmd->callback([a] {
     supernet::Supernet s = supernet::Supernet::load(a->dir);
     supernet::SubnetConfig c = supernet::parse_subnet_spec(a->subnet, s.space());
+    for (const char* f : {"supernet.onnx", "space.json", "finetune.ckpt"})
+      refuse_same_file(a->out, (fs::path(a->dir) / f).string(), "part of the SuperNet it reads");
     export_graph(*inference_subnet(a->dir, s, c, a->data), s.graph().name, a->out);
     spdlog::info("wrote {}", a->out);
   });

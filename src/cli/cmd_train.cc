@@ -208,6 +208,8 @@ void add_finetune_command(CLI::App& app) {
   cmd->add_flag("--json", a->json, "Print the result as JSON");
   cmd->callback([a, dir] {
     a->apply_threads();
+    // Held by the launching process for the workers' lifetime (they inherit it).
+    DirLock lock(*dir);
     DistributedLaunch launch = launch_processes(a->nproc);
     if (launch.parent_done) return;
     nlohmann::json record = finetune_dir(*dir, a->data, a->train.o, launch.collective.get());

@@ -6,12 +6,16 @@
 
 #include <fmt/format.h>
 
+#include <csignal>
 #include <iostream>
 
 #include "autotailor/common/error.h"
 #include "commands.h"
 
 int main(int argc, char** argv) {
+  // Past a file-size limit (ulimit -f) a write fails with EFBIG and we report it, naming the
+  // file, rather than dying of SIGXFSZ with a temporary left behind.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"autotailor: adapt a pre-trained ONNX image classifier to latency budgets"};
   app.set_version_flag("--version", std::string("autotailor ") + AUTOTAILOR_VERSION);
   app.require_subcommand(1);

@@ -413,6 +413,7 @@ std::shared_ptr<ir::Graph> build_graph(const onnx::ModelProto& m, const std::str
     if (id < 0) fail("'{}': graph output '{}' is not produced by any node", source, v.name());
     g->outputs.push_back(id);
   }
+  if (g->outputs.empty()) fail("'{}': the graph has no outputs: it computes nothing", source);
   g->relink();
   return g;
 }
