@@ -278,6 +278,21 @@ TEST_F(BadInput, InvalidSubnetConfig) {
                             "random:"));
   EXPECT_TRUE(
       fails_cleanly(run_cli("export " + path("") + " -o " + path("v.onnx")), "supernet.onnx"));
+  // Numbers that are not integers are errors, not truncated or wrapped (8.9 -> 8, 1e300 ->
+  // INT64_MIN before).
+  for (const char* v : {"8.9", "1e300", "18446744073709551615", "\"8\""})
+    EXPECT_TRUE(fails_cleanly(
+        export_with(R"({"format":"autotailor-subnet","widths":{")" + group + R"(":)" + v + "}}"),
+        "must be an integer"))
+        << v;
+  EXPECT_TRUE(fails_cleanly(export_with(R"({"format":"autotailor-subnet","resolution":224.5})"),
+                            "must be an integer"));
+  // Options that would have been ignored.
+  EXPECT_TRUE(fails_cleanly(run_cli("supernet " + test::fixture("resnet18.onnx") +
+                                    " --freeze no_such_conv -o " + path("sn2")),
+                            "--freeze no_such_conv"));
+  EXPECT_TRUE(fails_cleanly(run_cli("profile " + sn + " --device exynos1380 --shard 1/2"),
+                            "--shard 1/2: only with --bundle"));
 }
 
 TEST_F(BadInput, OpsetAndIrVersionNewerThanLibonnx) {

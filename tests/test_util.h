@@ -121,10 +121,12 @@ inline at::Tensor run_onnxruntime(const std::string& model, const at::Tensor& in
   return autotailor::exec::tensor_from_const(autotailor::read_tensor_file(out));
 }
 
-// Python's ONNX checker (full check) over files; true when every one passes.
+// Python's ONNX checker (full check) over files; true when every one passes. The models are
+// loaded first: given a path, check_model(full_check=True) writes the shape-inferred model
+// back over the file (compile's SHA-256 verification caught it).
 inline ::testing::AssertionResult python_onnx_checker(const std::vector<std::string>& files) {
   std::string cmd =
-      "/usr/bin/python3 -c \"import onnx,sys; [onnx.checker.check_model(p, "
+      "/usr/bin/python3 -c \"import onnx,sys; [onnx.checker.check_model(onnx.load(p), "
       "full_check=True) for p in sys.argv[1:]]\"";
   for (const auto& f : files) cmd += " '" + f + "'";
   if (std::system((cmd + " >/dev/null 2>&1").c_str()) == 0) return ::testing::AssertionSuccess();

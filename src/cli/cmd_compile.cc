@@ -180,7 +180,7 @@ void compile(const CompileArgs& a) {
     fs::remove(fs::path(dir) / "finetune.ckpt");
     fs::remove(fs::path(dir) / "finetune.json");
     make_supernet(g, dir, a.space);
-    rec.finish("supernet", h_supernet, since(t0), {"space.json"});
+    rec.finish("supernet", h_supernet, since(t0));
   } else {
     spdlog::info("[supernet] reusing {}/supernet.onnx", dir);
   }
@@ -196,11 +196,12 @@ void compile(const CompileArgs& a) {
           "inputs (a proxy, not accuracy)");
     else
       spdlog::info("[finetune] skipped (--epochs 0)");
-    if (!rec.done("finetune", h_finetune)) rec.finish("finetune", h_finetune, 0, {"supernet.onnx"});
+    if (!rec.done("finetune", h_finetune))
+      rec.finish("finetune", h_finetune, 0, {"supernet.onnx", "space.json"});
   } else if (!rec.done("finetune", h_finetune)) {
     rerun_from("finetune");
     finetune_dir(dir, a.data, a.train.o, nullptr);
-    rec.finish("finetune", h_finetune, since(t0), {"supernet.onnx", "finetune.json"});
+    rec.finish("finetune", h_finetune, since(t0), {"supernet.onnx", "space.json", "finetune.json"});
   } else {
     spdlog::info("[finetune] reusing the fine-tuned SuperNet");
   }

@@ -337,6 +337,7 @@ void add_profile(CLI::App& app) {
     supernet::Supernet s = supernet::Supernet::load(a->dir);
     DirLock lock(a->dir);
     if (!a->bundle.empty()) return write_device_bundle(s, a->device, a->bundle, a->shard);
+    if (a->shard != "0/1") fail("--shard {}: only with --bundle", a->shard);
     if (!a->imports.empty())
       return import_device_results(s, a->dir, a->device, a->imports, a->threads, a->runtime);
     profile_device(s, a->dir, a->device, a->threads, a->method);

@@ -442,8 +442,10 @@ void add_search(CLI::App& app) {
         const size_t h = acc.correct.size() / 2;
         half_a.push_back(std::accumulate(acc.correct.begin(), acc.correct.begin() + h, 0.0));
         half_b.push_back(std::accumulate(acc.correct.begin() + h, acc.correct.end(), 0.0));
-        nlohmann::json row = {
-            {"subnet", fmt::format("random:{}", i)}, {"predicted", p}, {"measured", m}};
+        nlohmann::json row = {{"subnet", fmt::format("random:{}", i)},
+                              {"code", supernet::encode(pos, c)},
+                              {"predicted", p},
+                              {"measured", m}};
         if (probe) {
           probe_exact.push_back((*probe)(c));
           row["measured_on_probe_images"] = probe_exact.back();

@@ -353,6 +353,15 @@ SearchSpace analyze(const ir::Graph& graph, const SpaceOptions& o) {
         k.choices = {k.size};
   }
   find_resolutions(g, o, s);
+  // A --freeze name nothing matched is a typo, not a no-op.
+  for (const std::string& name : o.freeze) {
+    bool found = s.group(name) != nullptr;
+    for (const Stage& st : s.stages) found = found || st.name == name;
+    for (const KernelChoice& k : s.kernels) found = found || k.node == name;
+    if (!found && o.elastic_depth && o.elastic_kernel)
+      fail("--freeze {}: no width group, stage or convolution of that name (see inspect --space)",
+           name);
+  }
   return s;
 }
 

@@ -1,4 +1,5 @@
 #include <fmt/format.h>
+#include <cmath>
 
 #include <nlohmann/json.hpp>
 #include <random>
@@ -139,6 +140,18 @@ std::string subnet_to_json(const SubnetConfig& c, int indent) {
 SubnetConfig subnet_from_json(const std::string& text, const std::string& source,
                               const SearchSpace& s) {
   nlohmann::json j = parse_document(text, source, "autotailor-subnet", "a subnet config");
+  // An integer as JSON writes it, or a float with an integral value: 8.9 or 1e300 is an error,
+  // not 8 or INT64_MIN.
+  auto integer = [&](const nlohmann::json& v, const std::string& what) -> int64_t {
+    if (v.is_number_unsigned() && v.get<uint64_t>() <= uint64_t{INT64_MAX}) return v.get<int64_t>();
+    if (v.is_number_integer() && !v.is_number_unsigned()) return v.get<int64_t>();
+    if (v.is_number_float()) {
+      double d = v.get<double>();
+      if (std::isfinite(d) && d == std::floor(d) && std::abs(d) < 9e15)
+        return static_cast<int64_t>(d);
+    }
+    fail("{}: {} must be an integer (got {})", source, what, v.dump());
+  };
   auto check = [&](const std::vector<int64_t>& choices, int64_t v, const std::string& what) {
     if (std::find(choices.begin(), choices.end(), v) == choices.end())
       fail("{}: {} = {} is not one of [{}]", source, what, v, fmt::join(choices, ", "));
@@ -153,22 +166,22 @@ SubnetConfig subnet_from_json(const std::string& text, const std::string& source
     for (const auto& [name, v] : widths.items()) {
       const WidthGroup* w = s.group(name);
       if (!w) fail("{}: unknown width group '{}'", source, name);
-      check(w->choices, v.get<int64_t>(), "width of '" + name + "'");
-      c.widths[name] = v.get<int64_t>();
+      c.widths[name] = integer(v, "width of '" + name + "'");
+      check(w->choices, c.widths[name], "width of '" + name + "'");
     }
     for (const auto& [name, v] : depths.items()) {
       const Stage* st = s.stage(name);
       if (!st) fail("{}: unknown stage '{}'", source, name);
-      check(st->choices, v.get<int64_t>(), "depth of '" + name + "'");
-      c.depths[name] = v.get<int64_t>();
+      c.depths[name] = integer(v, "depth of '" + name + "'");
+      check(st->choices, c.depths[name], "depth of '" + name + "'");
     }
     for (const auto& [name, v] : kernels.items()) {
       const KernelChoice* k = s.kernel(name);
       if (!k) fail("{}: '{}' has no kernel choices", source, name);
-      check(k->choices, v.get<int64_t>(), "kernel of '" + name + "'");
-      c.kernels[name] = v.get<int64_t>();
+      c.kernels[name] = integer(v, "kernel of '" + name + "'");
+      check(k->choices, c.kernels[name], "kernel of '" + name + "'");
     }
-    c.resolution = j.value("resolution", int64_t{0});
+    c.resolution = j.contains("resolution") ? integer(j["resolution"], "resolution") : 0;
   } catch (const nlohmann::json::exception& e) {
     fail("{}: every value must be an integer ({})", source, e.what());
   }
