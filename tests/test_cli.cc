@@ -1,5 +1,6 @@
 // The command-line contract and bad input: every failure is one line on stderr naming the
 // problem, a non-zero exit status, no crash, and no output file left behind.
+#include <onnx/onnx_pb.h>
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -558,6 +559,35 @@ TEST_F(BadInput, NotATensorFile) {
                                     path("x.pb") + " --output " + path("o.pb")),
                             "x.pb"));
   EXPECT_FALSE(fs::exists(path("o.pb")));
+  // Dimensions whose product passes 2^63 (here wrapping to exactly 0 bytes) are refused,
+  // not taken for an empty tensor.
+  onnx::TensorProto t;
+  t.set_data_type(onnx::TensorProto::FLOAT);
+  for (int64_t d : {int64_t{1} << 62, int64_t{4}, int64_t{4}}) t.add_dims(d);
+  t.set_raw_data("");
+  write("huge.pb", t.SerializeAsString());
+  EXPECT_TRUE(fails_cleanly(run_cli("run " + test::fixture("resnet18.onnx") + " --input " +
+                                    path("huge.pb") + " --output " + path("o.pb")),
+                            "more elements than fit in 64 bits"));
+}
+
+// A results CSV whose runs column is not a count (1e300 was stored as INT_MIN).
+TEST_F(BadInput, LatencyCsvCountsAreCounts) {
+  std::string sn = path("sn");
+  ASSERT_EQ(run_cli("supernet " + test::fixture("mobilenet_v3_small.onnx") +
+                    " --width-ratios 0.5,1 --no-depth --no-kernel --resolutions 1 -o " + sn)
+                .status,
+            0);
+  ASSERT_EQ(run_cli("profile " + sn + " --device exynos1380 --bundle " + path("b")).status, 0);
+  auto manifest = nlohmann::json::parse(test::slurp(path("b/manifest.json")));
+  std::string id = manifest["models"][0]["id"].get<std::string>();
+  for (const char* runs : {"1e300", "2.5", "-1"}) {
+    write("r.csv", "id,median_ms,p10_ms,p90_ms,runs\n" + id + ",1,1,1," + runs + "\n");
+    EXPECT_TRUE(
+        fails_cleanly(run_cli("profile " + sn + " --device exynos1380 --import " + path("r.csv")),
+                      "r.csv:2: runs"))
+        << runs;
+  }
 }
 
 }  // namespace

@@ -120,6 +120,15 @@ TEST(Data, IdxPlainAndGzipReadTheSamePixels) {
   std::string e = error_of([&] { data::open_data("idx:" + dir); });
   EXPECT_NE(e.find("train-images-idx3-ubyte"), std::string::npos) << e;
   EXPECT_NE(e.find("truncated"), std::string::npos) << e;
+  // n x h x w = 2^22 x 2^21 x 2^21 = 2^64 wraps to 0 pixels: a bare header matched it.
+  raw.clear();
+  put_be32(raw, 2051);
+  put_be32(raw, 1u << 22);
+  put_be32(raw, 1u << 21);
+  put_be32(raw, 1u << 21);
+  write_file(dir + "/train-images-idx3-ubyte", raw);
+  e = error_of([&] { data::open_data("idx:" + dir); });
+  EXPECT_NE(e.find("the header claims 4194304 images of 2097152x2097152"), std::string::npos) << e;
   fs::remove(dir + "/train-images-idx3-ubyte");
   e = error_of([&] { data::open_data("idx:" + dir); });
   EXPECT_NE(e.find("missing train-images-idx3-ubyte"), std::string::npos) << e;

@@ -414,7 +414,7 @@ TEST(Evolution, FitsBudgetsIsDeterministicAndParetoOptimal) {
   double max_macs = macs.predict(supernet::max_subnet(s.space()));
   std::vector<search::Constraint> limit = {{"--max-macs", count, 0.3 * max_macs}};
   o.finalists = 4;
-  for (const std::string& strategy : {"evolution", "random"}) {
+  for (const char* strategy : {"evolution", "random"}) {
     o.strategy = strategy;
     search::SearchReport c = search::evolve(pos, lat, acc, budgets, o, limit);
     for (size_t i = 0; i < 2; ++i) {

@@ -62,9 +62,15 @@ class IdxDataset : public Dataset {
     h_ = be32(im, 8);
     w_ = be32(im, 12);
     if (h_ == 0 || w_ == 0) fail("{}: images of size {}x{}", ip, h_, w_);
-    if (im.size() != 16 + static_cast<size_t>(n_) * h_ * w_)
-      fail("{}: {} bytes, expected {} for {} images of {}x{} (truncated?)", ip, im.size(),
-           16 + static_cast<size_t>(n_) * h_ * w_, n_, h_, w_);
+    // The header's n x h x w can pass 64 bits (three 32-bit fields): checked, not wrapped.
+    uint64_t pixels = 0;
+    if (__builtin_mul_overflow(uint64_t{n_}, static_cast<uint64_t>(h_), &pixels) ||
+        __builtin_mul_overflow(pixels, static_cast<uint64_t>(w_), &pixels))
+      fail("{}: the header claims {} images of {}x{}, more bytes than 64 bits count", ip, n_, h_,
+           w_);
+    if (im.size() - 16 != pixels)
+      fail("{}: {} bytes, expected 16 + {} for {} images of {}x{} (truncated?)", ip, im.size(),
+           pixels, n_, h_, w_);
     if (be32(lb, 4) != n_) fail("{}: {} labels for {} images in {}", lp, be32(lb, 4), n_, ip);
     if (lb.size() != 8 + static_cast<size_t>(n_)) fail("{}: truncated", lp);
     if (n_ == 0) fail("{}: no images", ip);

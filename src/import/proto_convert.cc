@@ -26,7 +26,10 @@ std::shared_ptr<const ir::ConstData> to_const(const onnx::TensorProto& t,
   ir::Shape shape(t.dims().begin(), t.dims().end());
   for (int64_t d : shape)
     if (d < 0) fail("{}: negative dimension {}", where, d);
-  int64_t n = ir::numel(shape);
+  std::optional<int64_t> counted = ir::checked_numel(shape, static_cast<int64_t>(esize));
+  if (!counted)
+    fail("{}: shape {} has more elements than fit in 64 bits", where, ir::shape_str(shape));
+  int64_t n = *counted;
   std::vector<std::byte> bytes;
   if (t.has_raw_data()) {
     const std::string& raw = t.raw_data();

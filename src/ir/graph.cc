@@ -76,6 +76,16 @@ int64_t numel(const Shape& s) {
   return n;
 }
 
+std::optional<int64_t> checked_numel(const Shape& s, int64_t element_size) {
+  int64_t n = 1;
+  for (int64_t d : s) {
+    if (d < 0 || __builtin_mul_overflow(n, d, &n)) return std::nullopt;
+  }
+  int64_t bytes = 0;
+  if (element_size < 0 || __builtin_mul_overflow(n, element_size, &bytes)) return std::nullopt;
+  return n;
+}
+
 std::string shape_str(const Shape& s) {
   if (s.empty()) return "scalar";
   std::string out;

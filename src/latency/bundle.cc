@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <vector>
@@ -182,7 +183,11 @@ std::map<std::string, LatencyEntry> read_results_csv(const std::string& path) {
     e.median_ms = num("median_ms", 0);
     e.p10_ms = num("p10_ms", e.median_ms);
     e.p90_ms = num("p90_ms", e.median_ms);
-    e.runs = static_cast<int>(num("runs", 0));
+    double runs = num("runs", 0);
+    if (runs != std::floor(runs) || runs > std::numeric_limits<int>::max())
+      fail("{}:{}: runs '{}' is not a count (a whole number up to {})", path, line_no, runs,
+           std::numeric_limits<int>::max());
+    e.runs = static_cast<int>(runs);
     std::string id = f[col["id"]];
     if (out.count(id)) fail("{}:{}: id {} appears twice", path, line_no, id);
     out[id] = e;

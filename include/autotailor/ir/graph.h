@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -37,6 +38,9 @@ size_t dtype_size(DType t);  // 0 for String and Undefined
 
 using Shape = std::vector<int64_t>;
 int64_t numel(const Shape& s);
+// The element count, or nullopt when a dimension is negative or the product (times
+// `element_size`, in bytes) passes INT64_MAX: for shapes read from files, before allocating.
+std::optional<int64_t> checked_numel(const Shape& s, int64_t element_size = 1);
 std::string shape_str(const Shape& s);  // "1x3x224x224", "scalar" for rank 0
 
 // Immutable tensor contents: initializers and folded constants. Shared between graphs and
