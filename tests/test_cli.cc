@@ -427,6 +427,25 @@ TEST_F(BadInput, GraphWithoutOutputs) {
   }
 }
 
+// Sizes that would reach LibTorch's allocator or divide by zero are refused up front.
+TEST_F(BadInput, HugeAndZeroSizedInputs) {
+  test::ModelBuilder big;
+  big.input("x", {1, 3, 1 << 20, 1 << 20}).output("y");
+  big.node("Relu", {"x"}, {"y"});
+  big.save(path("big.onnx"));
+  for (const char* cmd : {"inspect", "bench"})
+    EXPECT_TRUE(
+        fails_cleanly(run_cli(std::string(cmd) + " " + path("big.onnx")), "the limit per tensor"))
+        << cmd;
+  test::ModelBuilder zero;
+  zero.input("x", {1, 3, 0, 0}).output("y");
+  zero.node("GlobalAveragePool", {"x"}, {"p"});
+  zero.node("Flatten", {"p"}, {"y"});
+  zero.save(path("zero.onnx"));
+  EXPECT_TRUE(fails_cleanly(
+      run_cli("compile " + path("zero.onnx") + " --device host -o " + path("z")), "zero size"));
+}
+
 // Outputs replace regular files only: a symlink, FIFO or the command's own input stays.
 TEST_F(BadInput, OutputsNeverReplaceLinksFifosOrTheirInputs) {
   std::string sn = path("sn");

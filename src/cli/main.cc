@@ -8,6 +8,7 @@
 
 #include <csignal>
 #include <iostream>
+#include <new>
 
 #include "autotailor/common/error.h"
 #include "commands.h"
@@ -72,8 +73,16 @@ int main(int argc, char** argv) {
   } catch (const autotailor::Error& e) {
     std::cerr << "autotailor: error: " << e.what() << "\n";
     return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "autotailor: error: out of memory (the model, its inputs or --batch are too "
+                 "large for this machine)\n";
+    return 1;
   } catch (const std::exception& e) {
     std::string msg = e.what();
+    if (msg.find("can't allocate memory") != std::string::npos) {  // LibTorch's allocator
+      std::cerr << "autotailor: error: out of memory: " << msg.substr(0, msg.find('\n')) << "\n";
+      return 1;
+    }
     std::cerr << "autotailor: internal error: " << msg.substr(0, msg.find('\n')) << "\n";
     return 3;
   }

@@ -506,6 +506,16 @@ std::shared_ptr<ir::Graph> import_onnx_bytes(const std::string& bytes, const std
   if (opt.fold_constants) fold_constants(*g);
   resolve_remaining_shapes(*g);
   g->compact();
+  // A size limit per tensor, checked before anything is allocated for it: a 2^20 x 2^20 input
+  // is a clear error here, not LibTorch's allocator failing later.
+  for (const ir::Tensor& t : g->tensors) {
+    if (!t.shape_known) continue;
+    std::optional<int64_t> n = ir::checked_numel(
+        t.shape, std::max<int64_t>(1, static_cast<int64_t>(ir::dtype_size(t.dtype))));
+    if (!n || *n > kMaxTensorElements)
+      fail("'{}': tensor '{}' of shape {} has more than {} elements, the limit per tensor", source,
+           t.name, ir::shape_str(t.shape), kMaxTensorElements);
+  }
   return g;
 }
 

@@ -190,6 +190,9 @@ ModelShape model_shape(const ir::Graph& g) {
   if (y.shape.size() != 2)
     fail("{}: output '{}' is not class scores [N, classes] ({})", g.source, y.name,
          ir::shape_str(y.shape));
+  if (x.shape[1] < 1 || x.shape[2] < 1 || x.shape[3] < 1 || y.shape[1] < 1)
+    fail("{}: input '{}' ({}) or output '{}' ({}) has a zero size", g.source, x.name,
+         ir::shape_str(x.shape), y.name, ir::shape_str(y.shape));
   return {x.shape[1], x.shape[2], x.shape[3], y.shape[1]};
 }
 

@@ -10,6 +10,9 @@
 
 namespace autotailor {
 
+// The largest tensor a model may hold or compute (2^32 elements: 16 GiB of float32).
+constexpr int64_t kMaxTensorElements = int64_t{1} << 32;
+
 struct ImportOptions {
   bool fold_constants = true;
 };
