@@ -427,6 +427,66 @@ TEST_F(BadInput, GraphWithoutOutputs) {
   }
 }
 
+// float64 and float16 classifiers are valid models: converted to float32 ("input 'x' must be
+// float64, got Float" before).
+TEST_F(BadInput, Float64AndFloat16ModelsAreConvertedToFloat32) {
+  for (int32_t type : {onnx::TensorProto::DOUBLE, onnx::TensorProto::FLOAT16}) {
+    test::ModelBuilder b;
+    b.input("x", {1, 3, 8, 8}, type).output("y", {1, 4}, type);
+    auto* w = b.proto().mutable_graph()->add_initializer();
+    w->set_name("w");
+    w->set_data_type(type);
+    for (int64_t d : {4, 3, 3, 3}) w->add_dims(d);
+    std::string raw;
+    for (int i = 0; i < 4 * 3 * 3 * 3; ++i) {
+      if (type == onnx::TensorProto::DOUBLE) {
+        double v = 0.01 * (i % 17) - 0.05;
+        raw.append(reinterpret_cast<const char*>(&v), sizeof v);
+      } else {
+        uint16_t v = (i % 2) ? 0x3800 : 0xB400;  // 0.5, -0.25
+        raw.append(reinterpret_cast<const char*>(&v), sizeof v);
+      }
+    }
+    w->set_raw_data(raw);
+    b.node("Conv", {"x", "w"}, {"c"}, {{"pads", {1, 1, 1, 1}}});
+    b.node("GlobalAveragePool", {"c"}, {"p"});
+    b.node("Flatten", {"p"}, {"y"});
+    std::string f = path(type == onnx::TensorProto::DOUBLE ? "f64.onnx" : "f16.onnx");
+    b.save(f);
+    auto r = run_cli("supernet " + f + " -o " + path("sn") + std::to_string(type));
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.err.find("converted to float32"), std::string::npos) << r.err;
+  }
+}
+
+// A classifier exported with a fixed batch of 4 trains with other batch sizes; one whose graph
+// depends on the 4 gets a message that says so.
+TEST_F(BadInput, FixedBatchModelsTrain) {
+  for (bool reshape : {false, true}) {
+    test::ModelBuilder b;
+    b.input("x", {4, 3, 8, 8}).output("y", {4, 10});
+    b.weight("w", {10, 3, 3, 3});
+    b.node("Conv", {"x", "w"}, {"c"}, {{"pads", {1, 1, 1, 1}}});
+    b.node("GlobalAveragePool", {"c"}, {"p"});
+    if (reshape) {
+      b.ints("shape", {4, 10});
+      b.node("Reshape", {"p", "shape"}, {"y"});
+    } else {
+      b.node("Flatten", {"p"}, {"y"});
+    }
+    b.save(path("b4.onnx"));
+    auto r = run_cli("train " + path("b4.onnx") +
+                     " --data fashion-mnist --holdout 200 --epochs 1 --max-steps 2 --batch 16 -o " +
+                     path("t.onnx"));
+    if (!reshape) {
+      EXPECT_EQ(r.status, 0) << r.err;
+      EXPECT_TRUE(fs::exists(path("t.onnx")));
+    } else {
+      EXPECT_TRUE(fails_cleanly(r, "depends on its fixed batch of 4"));
+    }
+  }
+}
+
 // Sizes that would reach LibTorch's allocator or divide by zero are refused up front.
 TEST_F(BadInput, HugeAndZeroSizedInputs) {
   test::ModelBuilder big;

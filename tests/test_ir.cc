@@ -226,6 +226,17 @@ TEST(Fusion, ConvAddReluIntoOneStep) {
   expect_fused_equals_plain(b, 2, {1, 8, 10, 10});
 }
 
+// A Conv followed by 33 Relus (17 worked, 33 failed "could not append an elementwise
+// post-op"): the first 15 fold into the conv, the rest run as steps of their own.
+TEST(Fusion, LongElementwiseChainsSplitAtThePostOpLimit) {
+  test::ModelBuilder b;
+  b.input("x", {1, 4, 6, 6}).output("r33");
+  b.weight("w", {4, 4, 3, 3});
+  b.node("Conv", {"x", "w"}, {"r0"}, {{"pads", {1, 1, 1, 1}}});
+  for (int i = 0; i < 33; ++i) b.node("Relu", {fmt::format("r{}", i)}, {fmt::format("r{}", i + 1)});
+  expect_fused_equals_plain(b, 1 + 33 - 15, {1, 4, 6, 6});
+}
+
 TEST(Fusion, ClipHardSwishHardSigmoidAndDepthwise) {
   test::ModelBuilder b(14);  // HardSwish arrived in opset 14
   b.input("x", {1, 6, 9, 9}).output("out", {1, 6, 5, 5});

@@ -150,7 +150,7 @@ void compile(const CompileArgs& a) {
   // import
   auto t0 = std::chrono::steady_clock::now();
   std::string model_bytes = read_file(a.model);
-  std::shared_ptr<ir::Graph> g = import_onnx(a.model);
+  std::shared_ptr<ir::Graph> g = import_for_training(a.model);
   train::model_shape(*g);  // an image classifier, or a clear error now rather than later
   if (a.dump_ir) dump_ir(dir, "import", *g);
   spdlog::info("[import] {}: {} nodes, {} parameters ({:.1f} s)", a.model, g->nodes.size(),

@@ -63,7 +63,7 @@ void add_supernet(CLI::App& app) {
     DirLock lock(a->out);
     for (const char* f : {"supernet.onnx", "space.json"})
       refuse_same_file((fs::path(a->out) / f).string(), a->model, "the input model");
-    make_supernet(import_onnx(a->model), a->out, a->flags);
+    make_supernet(import_for_training(a->model), a->out, a->flags);
   });
 }
 

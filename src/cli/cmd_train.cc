@@ -119,6 +119,38 @@ std::shared_ptr<const ir::Graph> calibrated_subnet(const supernet::Supernet& s,
   return train::recalibrate(g, d, d.calibration_images, false, workers);
 }
 
+std::shared_ptr<ir::Graph> import_for_training(const std::string& path) {
+  std::shared_ptr<ir::Graph> g = import_onnx(path);
+  const ir::Tensor& x = g->tensor(g->inputs.at(0));
+  if (!g->symbolic_batch && !x.shape.empty() && x.shape[0] > 1) {
+    // A fixed batch of 4 must not fix training's and search's: taken as free when the graph
+    // allows it (every output's first dimension then follows the input's).
+    const int64_t fixed = x.shape[0];
+    std::string why;
+    try {
+      std::shared_ptr<ir::Graph> freed = import_onnx(path, {.free_batch = true});
+      for (int o : freed->outputs)
+        if (freed->tensor(o).shape.empty() || freed->tensor(o).shape[0] != 1)
+          why = "output '" + freed->tensor(o).name + "' keeps it";
+      if (why.empty()) g = freed;
+    } catch (const Error& e) {
+      why = e.what();
+    }
+    if (!why.empty())
+      fail(
+          "{}: the graph depends on its fixed batch of {} ({}); re-export it with a dynamic "
+          "batch dimension",
+          path, fixed, why);
+    spdlog::info("{}: the fixed batch of {} is taken as a free batch dimension", path, fixed);
+  }
+  if (int n = ir::convert_to_float32(*g))
+    spdlog::info(
+        "{}: {} float16/float64 tensors converted to float32 (autotailor trains, "
+        "searches and exports float32)",
+        path, n);
+  return g;
+}
+
 std::shared_ptr<const ir::Graph> inference_subnet(const std::string& dir,
                                                   const supernet::Supernet& s,
                                                   const supernet::SubnetConfig& c,
@@ -166,7 +198,7 @@ void add_train_command(CLI::App& app) {
     a->apply_threads();
     DistributedLaunch launch = launch_processes(a->nproc);
     if (launch.parent_done) return;
-    std::shared_ptr<const ir::Graph> g = import_onnx(*model);
+    std::shared_ptr<const ir::Graph> g = import_for_training(*model);
     train::ModelShape ms = train::model_shape(*g);
     fs::path out(a->output);
     if (out.has_parent_path()) ensure_writable_dir(out.parent_path().string());

@@ -34,6 +34,11 @@ std::shared_ptr<const ir::Graph> inference_subnet(const std::string& dir,
 // match what runs after export).
 supernet::Supernet latency_view(const supernet::Supernet& s);
 
+// A model to train, search or transform: imported with a fixed input batch taken as free
+// (ImportOptions::free_batch; a clear error when the graph depends on it), and float16/float64
+// converted to float32 (said once).
+std::shared_ptr<ir::Graph> import_for_training(const std::string& path);
+
 // `profile`: measures (host) or estimates (named devices) the LUT in DIR.
 void profile_device(const supernet::Supernet& s, const std::string& dir, const std::string& device,
                     int threads, const std::string& method = "context");

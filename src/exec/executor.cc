@@ -59,7 +59,10 @@ const ops::OpDef* op_def(const ir::Graph& g, const ir::Node& n) {
 
 // The element-wise successors that fold into node i's kernel: a chain of single-consumer
 // tensors through ops that offer a post-op form, at most one of them an Add. The other addend
-// of that Add must be computed before node i runs.
+// of that Add must be computed before node i runs. At most kMaxPostOps of them: oneDNN takes
+// 32 post-op entries and a post-op here takes up to two (HardSigmoid: linear, then clip); the
+// rest of a longer chain runs as separate steps.
+constexpr size_t kMaxPostOps = 15;
 struct FusedChain {
   std::vector<ops::PostOp> post;
   std::vector<int> nodes;    // absorbed node indices
@@ -75,7 +78,7 @@ FusedChain find_chain(const ir::Graph& g, size_t i, const std::vector<char>& is_
   bool has_sum = false;
   for (;;) {
     const ir::Tensor& t = g.tensor(cur);
-    if (t.consumers.size() != 1 || is_output[cur]) break;
+    if (t.consumers.size() != 1 || is_output[cur] || c.post.size() >= kMaxPostOps) break;
     const ir::Node& m = g.nodes[t.consumers[0]];
     const ops::OpDef* dm = m.domain.empty() ? ops::find_op(m.op_type) : nullptr;
     if (!dm || !dm->as_post_op || m.outputs.size() != 1 || m.outputs[0] < 0) break;

@@ -215,7 +215,7 @@ void inline_external_data(onnx::ModelProto& m, const std::string& source) {
 
 // A symbolic first dimension of an input is the batch: fixed to 1 for analysis, any size at
 // run time. Any other symbolic dimension is refused: the search space depends on sizes.
-bool fix_input_batch(onnx::ModelProto& m, const std::string& source) {
+bool fix_input_batch(onnx::ModelProto& m, const std::string& source, bool free_batch) {
   std::unordered_map<std::string, bool> is_init;
   for (const auto& t : m.graph().initializer()) is_init[t.name()] = true;
   bool symbolic = false;
@@ -233,6 +233,11 @@ bool fix_input_batch(onnx::ModelProto& m, const std::string& source) {
       fail("'{}': input '{}' has no shape; export with a fixed input size", source, v.name());
     for (int d = 0; d < shape->dim_size(); ++d) {
       auto* dim = shape->mutable_dim(d);
+      if (free_batch && d == 0 && dim->has_dim_value() && dim->dim_value() > 1) {
+        dim->set_dim_value(1);
+        symbolic = true;
+        continue;
+      }
       if (dim->has_dim_value() && dim->dim_value() >= 0) continue;  // 0 is a valid size
       if (d == 0) {
         dim->set_dim_value(1);
@@ -246,6 +251,12 @@ bool fix_input_batch(onnx::ModelProto& m, const std::string& source) {
     }
   }
   // Outputs may declare the batch symbolically; inference fills in the rest.
+  if (free_batch && symbolic)
+    for (onnx::ValueInfoProto& v : *m.mutable_graph()->mutable_output())
+      if (v.type().has_tensor_type() && v.type().tensor_type().has_shape() &&
+          v.type().tensor_type().shape().dim_size() > 0)
+        v.mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(0)->set_dim_param(
+            "batch");
   m.mutable_graph()->clear_value_info();
   return symbolic;
 }
@@ -494,7 +505,7 @@ std::shared_ptr<ir::Graph> import_onnx_bytes(const std::string& bytes, const std
   }
   inline_external_data(m, source);
   import_detail::check_model_data(m, source);
-  bool symbolic = fix_input_batch(m, source);
+  bool symbolic = fix_input_batch(m, source, opt.free_batch);
   try {
     onnx::checker::check_model(m);
   } catch (const std::exception& e) {

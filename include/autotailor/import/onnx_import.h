@@ -15,6 +15,10 @@ constexpr int64_t kMaxTensorElements = int64_t{1} << 32;
 
 struct ImportOptions {
   bool fold_constants = true;
+  // A fixed first dimension of every input (and output) is taken as the batch, like a
+  // symbolic one: for training and search, which run other batch sizes. A graph that depends
+  // on the fixed value (a Reshape to [4, -1]) then fails shape inference.
+  bool free_batch = false;
 };
 
 // Throws Error with a one-line reason naming the file (and node) on anything it cannot take;

@@ -38,6 +38,10 @@ size_t dtype_size(DType t);  // 0 for String and Undefined
 
 using Shape = std::vector<int64_t>;
 int64_t numel(const Shape& s);
+class Graph;
+// Every float16 and float64 tensor, constant, tensor attribute and Cast target made float32
+// (autotailor trains, searches and exports in float32). Returns how many tensors changed.
+int convert_to_float32(Graph& g);
 // The element count, or nullopt when a dimension is negative or the product (times
 // `element_size`, in bytes) passes INT64_MAX: for shapes read from files, before allocating.
 std::optional<int64_t> checked_numel(const Shape& s, int64_t element_size = 1);
