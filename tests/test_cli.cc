@@ -292,8 +292,9 @@ TEST_F(BadInput, InvalidSubnetConfig) {
   EXPECT_TRUE(fails_cleanly(run_cli("supernet " + test::fixture("resnet18.onnx") +
                                     " --freeze no_such_conv -o " + path("sn2")),
                             "--freeze no_such_conv"));
-  EXPECT_TRUE(fails_cleanly(run_cli("profile " + sn + " --device exynos1380 --shard 1/2"),
-                            "--shard 1/2: only with --bundle"));
+  auto shard = run_cli("profile " + sn + " --device exynos1380 --shard 1/2");
+  EXPECT_TRUE(fails_cleanly(shard, "--shard 1/2: only with --bundle"));
+  EXPECT_EQ(shard.status, 2) << "a bad option value, found after parsing";
 }
 
 TEST_F(BadInput, OpsetAndIrVersionNewerThanLibonnx) {

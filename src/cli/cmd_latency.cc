@@ -337,7 +337,7 @@ void add_profile(CLI::App& app) {
     supernet::Supernet s = supernet::Supernet::load(a->dir);
     DirLock lock(a->dir);
     if (!a->bundle.empty()) return write_device_bundle(s, a->device, a->bundle, a->shard);
-    if (a->shard != "0/1") fail("--shard {}: only with --bundle", a->shard);
+    if (a->shard != "0/1") usage_fail("--shard {}: only with --bundle", a->shard);
     if (!a->imports.empty())
       return import_device_results(s, a->dir, a->device, a->imports, a->threads, a->runtime);
     profile_device(s, a->dir, a->device, a->threads, a->method);
@@ -347,7 +347,7 @@ void add_profile(CLI::App& app) {
 void profile_device(const supernet::Supernet& tuned, const std::string& dir,
                     const std::string& device, int threads, const std::string& method) {
   if (method != "context" && method != "isolated")
-    fail("--method {}: use context or isolated", method);
+    usage_fail("--method {}: use context or isolated", method);
   supernet::Supernet s = latency_view(tuned);
   latency::Device dev = latency::find_device(device);
   std::string path = latency::lut_path(dir, dev.name);

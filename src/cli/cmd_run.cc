@@ -35,7 +35,7 @@ void add_run(CLI::App& app) {
     if (std::filesystem::is_directory(a->model))
       return run_subnet(a->model, a->subnet.empty() ? "max" : a->subnet, a->inputs, a->outputs);
     if (!a->subnet.empty())
-      fail("--subnet needs a SuperNet directory; '{}' is a model file", a->model);
+      usage_fail("--subnet needs a SuperNet directory; '{}' is a model file", a->model);
     std::shared_ptr<const ir::Graph> g = import_onnx(a->model);
     if (a->inputs.size() != g->inputs.size())
       fail("--input: '{}' takes {} input(s), {} given", a->model, g->inputs.size(),

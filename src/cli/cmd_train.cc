@@ -331,7 +331,7 @@ void add_evaluate_command(CLI::App& app) {
     a->apply_threads();
     if (!fs::is_directory(*target)) {
       if (!subnet->empty())
-        fail("--subnet needs a SuperNet directory; '{}' is a model file", *target);
+        usage_fail("--subnet needs a SuperNet directory; '{}' is a model file", *target);
       std::shared_ptr<const ir::Graph> g = import_onnx(*target);
       train::TrainData d = a->data.open(train::model_shape(*g));
       train::Accuracy acc = train::evaluate(g, d, a->train.o.batch_size, a->data.workers);

@@ -70,6 +70,9 @@ int main(int argc, char** argv) {
     std::replace(msg.begin(), msg.end(), '\n', ' ');
     std::cerr << "autotailor: error: " << msg << " (see --help)\n";
     return 2;  // bad options, whatever CLI11's own code
+  } catch (const autotailor::UsageError& e) {
+    std::cerr << "autotailor: error: " << e.what() << " (see --help)\n";
+    return 2;
   } catch (const autotailor::Error& e) {
     std::cerr << "autotailor: error: " << e.what() << "\n";
     return 1;

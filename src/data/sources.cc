@@ -219,7 +219,7 @@ void check_fits(const DataSource& d, const Preprocess& p, int64_t classes) {
       fail("{}: {} values; give one, or one per channel ({})", what, v->size(), p.channels);
   }
   for (float s : p.std)
-    if (!(s > 0)) fail("--std: {} is not positive", s);
+    if (!(s > 0)) usage_fail("--std: {} is not positive", s);
 }
 
 }  // namespace autotailor::data

@@ -28,7 +28,7 @@ std::pair<int, int> parse_shard(const std::string& text) {
   char slash = 0, extra = 0;
   std::istringstream in(text);
   if (!(in >> i >> slash >> n) || slash != '/' || (in >> extra) || n < 1 || i < 0 || i >= n)
-    fail("--shard {}: expected i/n with 0 <= i < n (e.g. 0/4)", text);
+    usage_fail("--shard {}: expected i/n with 0 <= i < n (e.g. 0/4)", text);
   return {i, n};
 }
 

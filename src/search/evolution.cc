@@ -140,7 +140,7 @@ double family_score(const Candidate& c) {
 SearchReport evolve(const std::vector<supernet::Position>& pos, const Predictor& cost,
                     const Predictor& accuracy, const std::vector<double>& budgets,
                     const EvolutionOptions& o, const std::vector<Constraint>& limits) {
-  if (o.population < 2) fail("--population must be at least 2");
+  if (o.population < 2) usage_fail("--population must be at least 2");
   auto start = std::chrono::steady_clock::now();
   Search s{pos, cost, accuracy, limits, Rng(o.seed), 0, {}};
   SearchReport report;
@@ -152,7 +152,7 @@ SearchReport evolve(const std::vector<supernet::Position>& pos, const Predictor&
   size_t parents_n = std::max<size_t>(1, static_cast<size_t>(o.parent_ratio * o.population));
   size_t mutants_n = static_cast<size_t>(o.mutation_ratio * o.population);
   if (o.strategy != "evolution" && o.strategy != "random")
-    fail("--strategy must be 'evolution' or 'random' (got '{}')", o.strategy);
+    usage_fail("--strategy must be 'evolution' or 'random' (got '{}')", o.strategy);
   for (double budget : budgets) {
     if (!(budget > 0) || !std::isfinite(budget))
       fail("budgets must be positive and finite (got {})", budget);

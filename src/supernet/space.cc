@@ -359,7 +359,7 @@ SearchSpace analyze(const ir::Graph& graph, const SpaceOptions& o) {
     for (const Stage& st : s.stages) found = found || st.name == name;
     for (const KernelChoice& k : s.kernels) found = found || k.node == name;
     if (!found && o.elastic_depth && o.elastic_kernel)
-      fail("--freeze {}: no width group, stage or convolution of that name (see inspect --space)",
+      usage_fail("--freeze {}: no width group, stage or convolution of that name (see inspect --space)",
            name);
   }
   return s;

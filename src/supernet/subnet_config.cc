@@ -206,7 +206,7 @@ SubnetConfig parse_subnet_spec(const std::string& spec, const SearchSpace& s) {
       if (used == spec.size() - 7) return random_subnet(s, seed);
     } catch (const std::exception&) {
     }
-    fail("--subnet: '{}' needs a whole number after 'random:'", spec);
+    usage_fail("--subnet: '{}' needs a whole number after 'random:'", spec);
   }
   return subnet_from_json(read_file(spec), spec, s);
 }

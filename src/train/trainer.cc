@@ -84,7 +84,7 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const ParameterStore& st
     groups.emplace_back(store.others(), opts(0));
     return std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(lr));
   }
-  fail("--optimizer: unknown optimizer '{}' (use sgd or adamw)", o.optimizer);
+  usage_fail("--optimizer: unknown optimizer '{}' (use sgd or adamw)", o.optimizer);
 }
 
 void set_lr(torch::optim::Optimizer& opt, double lr) {

@@ -22,6 +22,18 @@ class Unsupported : public Error {
   using Error::Error;
 };
 
+// A bad option value found after parsing (a malformed --shard, an unknown --freeze name):
+// exit status 2, like the option errors CLI11 finds itself.
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
+template <class... Args>
+[[noreturn]] void usage_fail(fmt::format_string<Args...> f, Args&&... args) {
+  throw UsageError(fmt::format(f, std::forward<Args>(args)...));
+}
+
 template <class... Args>
 [[noreturn]] void fail(fmt::format_string<Args...> f, Args&&... args) {
   throw Error(fmt::format(f, std::forward<Args>(args)...));
