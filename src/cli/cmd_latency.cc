@@ -19,6 +19,7 @@
 
 #include "autotailor/common/error.h"
 #include "autotailor/common/files.h"
+#include "autotailor/common/progress.h"
 #include "autotailor/exec/timing.h"
 #include "autotailor/export/export.h"
 #include "autotailor/import/onnx_import.h"
@@ -29,7 +30,6 @@
 #include "autotailor/train/batchnorm.h"
 #include "commands.h"
 #include "ort_runner.h"
-#include "progress.h"
 #include "train_flags.h"
 
 namespace autotailor::cli {

@@ -12,12 +12,12 @@
 
 #include "autotailor/common/error.h"
 #include "autotailor/common/files.h"
+#include "autotailor/common/progress.h"
 #include "autotailor/exec/executor.h"
 #include "autotailor/latency/latency.h"
 #include "autotailor/search/search.h"
 #include "budget_flags.h"
 #include "commands.h"
-#include "progress.h"
 #include "train_flags.h"
 
 namespace autotailor::cli {

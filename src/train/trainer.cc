@@ -13,8 +13,8 @@
 #include <map>
 #include <numbers>
 
-#include "../cli/progress.h"
 #include "autotailor/common/error.h"
+#include "autotailor/common/progress.h"
 
 namespace autotailor::train {
 
@@ -244,8 +244,8 @@ TrainReport fit(std::shared_ptr<const ir::Graph> graph, const supernet::Supernet
     report.steps = step;
     return report;
   }
-  cli::Progress progress(family ? "fine-tuning" : "training", static_cast<size_t>(stop),
-                         static_cast<size_t>(step));
+  Progress progress(family ? "fine-tuning" : "training", static_cast<size_t>(stop),
+                    static_cast<size_t>(step));
   auto start = std::chrono::steady_clock::now();
   // Throughput leaves out the first steps of a run (allocator and oneDNN warm-up) when it
   // has enough others.

@@ -10,7 +10,7 @@
 #include <iostream>
 #include <string>
 
-namespace autotailor::cli {
+namespace autotailor {
 
 class Progress {
  public:
@@ -42,4 +42,4 @@ class Progress {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_ = start_;
 };
 
-}  // namespace autotailor::cli
+}  // namespace autotailor
