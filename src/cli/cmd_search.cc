@@ -13,6 +13,7 @@
 #include "autotailor/common/error.h"
 #include "autotailor/common/files.h"
 #include "autotailor/common/progress.h"
+#include "autotailor/common/statistics.h"
 #include "autotailor/exec/executor.h"
 #include "autotailor/latency/latency.h"
 #include "autotailor/search/search.h"
@@ -107,52 +108,6 @@ search::SensitivityTable measure_sensitivity(const supernet::Supernet& s, const 
 }
 
 namespace {
-
-std::vector<double> ranks(const std::vector<double>& v) {
-  std::vector<size_t> order(v.size());
-  for (size_t i = 0; i < v.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
-  std::vector<double> r(v.size());
-  for (size_t i = 0; i < order.size();) {
-    size_t j = i;
-    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
-    for (size_t k = i; k <= j; ++k) r[order[k]] = (static_cast<double>(i + j) / 2.0) + 1;
-    i = j + 1;
-  }
-  return r;
-}
-
-double pearson(const std::vector<double>& a, const std::vector<double>& b) {
-  double n = static_cast<double>(a.size()), ma = 0, mb = 0;
-  for (size_t i = 0; i < a.size(); ++i) ma += a[i] / n, mb += b[i] / n;
-  double sab = 0, saa = 0, sbb = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    sab += (a[i] - ma) * (b[i] - mb);
-    saa += (a[i] - ma) * (a[i] - ma);
-    sbb += (b[i] - mb) * (b[i] - mb);
-  }
-  return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : 0.0;
-}
-
-// Kendall's tau-b (ties in either variable handled).
-double kendall(const std::vector<double>& a, const std::vector<double>& b) {
-  double conc = 0, disc = 0, ta = 0, tb = 0;
-  for (size_t i = 0; i < a.size(); ++i)
-    for (size_t j = i + 1; j < a.size(); ++j) {
-      double x = a[i] - a[j], y = b[i] - b[j];
-      if (x == 0 && y == 0) continue;
-      if (x == 0)
-        ++ta;
-      else if (y == 0)
-        ++tb;
-      else if ((x > 0) == (y > 0))
-        ++conc;
-      else
-        ++disc;
-    }
-  double d = std::sqrt((conc + disc + ta) * (conc + disc + tb));
-  return d > 0 ? (conc - disc) / d : 0.0;
-}
 
 nlohmann::json limits_json(const Budgets& b) {
   nlohmann::json j = nlohmann::json::object();
@@ -468,8 +423,8 @@ void add_search(CLI::App& app) {
         worst = std::max(worst, std::abs(pred[i] - meas[i]));
       }
       nlohmann::json j = {{"samples", a->samples},
-                          {"kendall_tau", kendall(pred, meas)},
-                          {"spearman_rho", pearson(ranks(pred), ranks(meas))},
+                          {"kendall_tau", stats::kendall_tau_b(pred, meas)},
+                          {"spearman_rho", stats::spearman(pred, meas)},
                           {"rmse", std::sqrt(se / static_cast<double>(pred.size()))},
                           {"mean_gap", gap},
                           {"max_abs_gap", worst},
@@ -480,23 +435,23 @@ void add_search(CLI::App& app) {
       for (size_t k = 0; k < vpred.size(); ++k) {
         if (k >= variants.size()) {  // counts rank, they do not predict a level
           alt[k == variants.size() ? "macs_only" : "parameters_only"] = {
-              {"kendall_tau", kendall(vpred[k], meas)},
-              {"spearman_rho", pearson(ranks(vpred[k]), ranks(meas))}};
+              {"kendall_tau", stats::kendall_tau_b(vpred[k], meas)},
+              {"spearman_rho", stats::spearman(vpred[k], meas)}};
           continue;
         }
         double e = 0;
         for (size_t i = 0; i < meas.size(); ++i)
           e += (vpred[k][i] - meas[i]) * (vpred[k][i] - meas[i]);
-        alt[variants[k].first] = {{"kendall_tau", kendall(vpred[k], meas)},
-                                  {"spearman_rho", pearson(ranks(vpred[k]), ranks(meas))},
+        alt[variants[k].first] = {{"kendall_tau", stats::kendall_tau_b(vpred[k], meas)},
+                                  {"spearman_rho", stats::spearman(vpred[k], meas)},
                                   {"rmse", std::sqrt(e / static_cast<double>(meas.size()))}};
       }
       j["predictors"] = alt;
       // How high any predictor can score against this truth (docs/search.md).
-      nlohmann::json ceiling = {{"half_split_kendall_tau", kendall(half_a, half_b)},
+      nlohmann::json ceiling = {{"half_split_kendall_tau", stats::kendall_tau_b(half_a, half_b)},
                                 {"half_split_images", d.source.test->size() / 2}};
       if (probe) {
-        ceiling["probe_exact_kendall_tau"] = kendall(probe_exact, meas);
+        ceiling["probe_exact_kendall_tau"] = stats::kendall_tau_b(probe_exact, meas);
         ceiling["probe_images"] = probe->images();
       }
       j["ceiling"] = ceiling;

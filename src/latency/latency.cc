@@ -15,6 +15,7 @@
 #include "../common/json_document.h"
 #include "autotailor/common/error.h"
 #include "autotailor/common/files.h"
+#include "autotailor/common/statistics.h"
 #include "autotailor/exec/executor.h"
 #include "autotailor/exec/timing.h"
 #include "autotailor/ir/dump.h"
@@ -889,18 +890,13 @@ void LatencyTable::fit_fusion_rules() {
     }
     r.median_saving_ms = median(sv);
     r.median_share = median(sh);
-    // Theil-Sen: the median of the slopes between every two pairs of different size, then the
-    // median intercept; one badly timed pair cannot tilt the line. With fewer than 3 pairs or one
-    // size, a constant.
-    std::vector<double> slopes;
-    for (size_t i = 0; i < pts.size(); ++i)
-      for (size_t k = i + 1; k < pts.size(); ++k)
-        if (std::abs(pts[k].mb - pts[i].mb) > 1e-9)
-          slopes.push_back((pts[k].saving - pts[i].saving) / (pts[k].mb - pts[i].mb));
-    r.ms_per_mb = pts.size() >= 3 && !slopes.empty() ? median(slopes) : 0;
-    std::vector<double> icpt;
-    for (const Point& p : pts) icpt.push_back(p.saving - r.ms_per_mb * p.mb);
-    r.intercept_ms = median(icpt);
+    // Saving against tensor size, robustly: one badly timed pair cannot tilt the line. With
+    // fewer than 3 pairs or one size, a constant.
+    std::vector<double> mb;
+    for (const Point& p : pts) mb.push_back(p.mb);
+    stats::Line line = stats::theil_sen(mb, sv, 3);
+    r.ms_per_mb = line.slope;
+    r.intercept_ms = line.intercept;
     r.max_share = std::clamp(*std::max_element(sh.begin(), sh.end()), 0.0, 1.0);
     r.detected = r.median_share >= kFusionMinShare;
     rules.push_back(r);
