@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """Writes the seed corpus of the import fuzzer (tests/fuzz/fuzz_import.cc).
 
+Also a subnet config, a space config and a tensor file: the other formats the target reads.
+
 Usage: /usr/bin/python3 tools/fuzz_seeds.py --out DIR
 
 Seeds are small (a few KB to ~100 KB) so that libFuzzer mutates them quickly, and cover the
@@ -13,9 +15,12 @@ added as further seeds by tools/fuzz.sh.
 """
 
 import argparse
+import json
 import os
 import sys
 
+import onnx
+import onnx.numpy_helper
 import torch
 from torch import nn
 
@@ -139,7 +144,26 @@ def main():
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
         export_models.export_onnx(model, os.path.join(args.out, f"{name}.onnx"), size=16)
-    print(f"fuzz_seeds: {len(seeds())} models in {args.out}")
+    # The other formats the target reads (tests/fuzz/fuzz_import.cc): a subnet config and a
+    # space config for its fixed SuperNet (width groups c1 and c2 of 8 or 16 channels, stage
+    # add of depth 0 or 1, kernel c2 of 3 or 5), and a tensor file as `run --input` takes.
+    json_seeds = {
+        "subnet.json": {"format": "autotailor-subnet", "resolution": 0,
+                        "widths": {"c1": 8, "c2": 16}, "depths": {"add": 0},
+                        "kernels": {"c2": 3}},
+        "space.json": {"format": "autotailor-space",
+                       "width_groups": [{"name": "c1", "choices": [8, 16]}],
+                       "stages": [{"name": "add", "choices": [0, 1]}],
+                       "kernels": [{"node": "c2", "choices": [3, 5]}]},
+    }
+    for name, doc in json_seeds.items():
+        with open(os.path.join(args.out, name), "w") as f:
+            json.dump(doc, f)
+    t = onnx.numpy_helper.from_array(
+        torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(0)).numpy(), "x")
+    with open(os.path.join(args.out, "tensor.pb"), "wb") as f:
+        f.write(t.SerializeToString())
+    print(f"fuzz_seeds: {len(seeds())} models, 2 JSON configs and a tensor file in {args.out}")
 
 
 if __name__ == "__main__":
