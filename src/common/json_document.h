@@ -18,7 +18,9 @@ inline nlohmann::json parse_document(const std::string& text, const std::string&
     std::string msg = e.what();
     fail("{}: not valid JSON: {}", source, msg.substr(0, msg.find('\n')));
   }
-  if (!j.is_object() || j.value("format", "") != format)
+  // (value() would throw a type_error on a "format" that is not a string: found by fuzzing)
+  if (!j.is_object() || !j.contains("format") || !j["format"].is_string() ||
+      j["format"].get<std::string>() != format)
     fail("{}: not {} (no \"format\": \"{}\")", source, what, format);
   return j;
 }

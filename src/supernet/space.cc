@@ -359,8 +359,9 @@ SearchSpace analyze(const ir::Graph& graph, const SpaceOptions& o) {
     for (const Stage& st : s.stages) found = found || st.name == name;
     for (const KernelChoice& k : s.kernels) found = found || k.node == name;
     if (!found && o.elastic_depth && o.elastic_kernel)
-      usage_fail("--freeze {}: no width group, stage or convolution of that name (see inspect --space)",
-           name);
+      usage_fail(
+          "--freeze {}: no width group, stage or convolution of that name (see inspect --space)",
+          name);
   }
   return s;
 }
@@ -456,8 +457,9 @@ std::vector<int64_t> narrowed(const nlohmann::json& j, const std::vector<int64_t
 }
 }  // namespace
 
-void apply_space_json(SearchSpace& s, const std::string& text, const std::string& source) {
-  nlohmann::json j = parse_document(text, source, "autotailor-space", "an autotailor space.json");
+namespace {
+
+void apply_space_document(SearchSpace& s, const nlohmann::json& j, const std::string& source) {
   std::set<std::string> listed;
   for (const auto& e : j.value("width_groups", nlohmann::json::array())) {
     std::string name = e.value("name", "");
@@ -506,6 +508,18 @@ void apply_space_json(SearchSpace& s, const std::string& text, const std::string
       fail("{}: resolution must keep the model's own size {} among its choices", source,
            s.resolution);
     if (s.resolutions.size() == 1) s.resolution_fixed_by = "narrowed to one size in " + source;
+  }
+}
+
+}  // namespace
+
+void apply_space_json(SearchSpace& s, const std::string& text, const std::string& source) {
+  nlohmann::json j = parse_document(text, source, "autotailor-space", "an autotailor space.json");
+  try {
+    apply_space_document(s, j, source);
+  } catch (const nlohmann::json::exception& e) {  // a field of the wrong type (found by fuzzing)
+    std::string msg = e.what();
+    fail("{}: {}", source, msg.substr(0, msg.find('\n')));
   }
 }
 
