@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -111,8 +112,16 @@ struct BudgetFlags {
   // fractions of the max subnet's latency); empty: a clear error.
   Budgets resolve(const supernet::Supernet& view, const std::vector<double>& default_ms) const {
     Budgets b;
+    std::map<latency::Count, double> totals;  // each count's model built once, when N% needs it
     auto total = [&](latency::Count what) {
-      return latency::LatencyModel(view, what).predict(supernet::max_subnet(view.space()));
+      auto it = totals.find(what);
+      if (it == totals.end())
+        it = totals
+                 .emplace(
+                     what,
+                     latency::LatencyModel(view, what).predict(supernet::max_subnet(view.space())))
+                 .first;
+      return it->second;
     };
     auto counts = [&](const std::string& option, const std::string& text, latency::Count what) {
       double v = 0;

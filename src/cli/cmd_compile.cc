@@ -75,6 +75,13 @@ class StageRecord {
   // Every file the stage recorded is there with the recorded SHA-256 (logs the first that
   // is not).
   bool outputs_intact(const std::string& stage) const {
+    // Verified once per run (supernet.onnx is checked for two stages): finish and forget_from
+    // drop the memo of what they change.
+    auto memo = intact_.find(stage);
+    if (memo != intact_.end()) return memo->second;
+    return intact_[stage] = verify_outputs(stage);
+  }
+  bool verify_outputs(const std::string& stage) const {
     if (!j_.contains(stage) || !j_[stage].is_object()) return true;
     const nlohmann::json outputs = j_[stage].value("outputs", nlohmann::json::object());
     if (!outputs.is_object()) return false;
@@ -98,10 +105,14 @@ class StageRecord {
     nlohmann::json files = nlohmann::json::object();
     for (const std::string& f : outputs) files[f] = sha256_file((fs::path(dir_) / f).string());
     j_[stage] = {{"hash", hash}, {"seconds", seconds}, {"outputs", files}};
+    intact_.erase(stage);
     write_file_atomic(path_, j_.dump(2) + "\n");
   }
   void forget_from(const std::vector<std::string>& stages) {
-    for (const auto& s : stages) j_.erase(s);
+    for (const auto& s : stages) {
+      j_.erase(s);
+      intact_.erase(s);
+    }
     write_file_atomic(path_, j_.dump(2) + "\n");
   }
   double seconds(const std::string& stage) const {
@@ -111,6 +122,7 @@ class StageRecord {
  private:
   std::string dir_, path_;
   nlohmann::json j_ = nlohmann::json::object();
+  mutable std::map<std::string, bool> intact_;
 };
 
 void dump_ir(const std::string& dir, const std::string& stage, const ir::Graph& g) {

@@ -100,40 +100,13 @@ int64_t external_data_number(const std::string& text, const std::string& key,
 
 // The bytes a tensor of this type and shape holds, or -1 where the type has no fixed size.
 int64_t declared_bytes(const onnx::TensorProto& t, const std::string& source) {
-  int64_t elem = 0;
-  switch (t.data_type()) {
-    case onnx::TensorProto::FLOAT:
-    case onnx::TensorProto::INT32:
-    case onnx::TensorProto::UINT32:
-      elem = 4;
-      break;
-    case onnx::TensorProto::DOUBLE:
-    case onnx::TensorProto::INT64:
-    case onnx::TensorProto::UINT64:
-      elem = 8;
-      break;
-    case onnx::TensorProto::FLOAT16:
-    case onnx::TensorProto::BFLOAT16:
-    case onnx::TensorProto::INT16:
-    case onnx::TensorProto::UINT16:
-      elem = 2;
-      break;
-    case onnx::TensorProto::INT8:
-    case onnx::TensorProto::UINT8:
-    case onnx::TensorProto::BOOL:
-      elem = 1;
-      break;
-    default:
-      return -1;
-  }
-  int64_t n = elem;
-  for (int64_t d : t.dims())
-    if (d < 0 || (d > 0 && n > std::numeric_limits<int64_t>::max() / d))
-      fail("'{}': initializer '{}' has dimensions whose product is negative or overflows", source,
-           t.name());
-    else
-      n *= d;
-  return n;
+  auto elem = static_cast<int64_t>(ir::dtype_size(static_cast<ir::DType>(t.data_type())));
+  if (elem == 0) return -1;
+  std::optional<int64_t> n = ir::checked_numel(ir::Shape(t.dims().begin(), t.dims().end()), elem);
+  if (!n)
+    fail("'{}': initializer '{}' has dimensions whose product is negative or overflows", source,
+         t.name());
+  return *n * elem;
 }
 
 // Where an external data file really is: inside the model's folder (after every symbolic link
